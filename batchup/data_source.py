@@ -12,8 +12,8 @@ Examples
 >>> for batch_X, batch_y in ds.batch_iterator(batch_size=4, shuffle=np.random.RandomState(0)):
 ...     print(batch_y)
 [2 2 1 0]
-[1 0 1 2]
-[2 0]
+[1 0 1 0]
+[0 2]
 """
 
 from batchup._core.batch_map import batch_map_concat, batch_map_mean

@@ -10,7 +10,7 @@ Examples
 >>> y = np.array([0, 0, 0, 0, 1])
 >>> sampler = sampling.WeightedSampler.class_balancing_sampler(y, n_classes=2)
 >>> next(sampler.shuffled_indices_batch_iterator(6, np.random.RandomState(1))).tolist()
-[1, 4, 0, 1, 0, 0]
+[3, 4, 0, 2, 1, 0]
 """
 
 from batchup._core.rng import SeedPath
