@@ -23,9 +23,9 @@ def test_ruff_clean():
                                     "batchup.datasets.mnist", "batchup.image.utils"])
 def test_import_pulls_in_no_heavy_dependency(module):
     code = (
-        "import sys, importlib; importlib.import_module(%r); "
+        f"import sys, importlib; importlib.import_module({module!r}); "
         "heavy = [m for m in ('scipy', 'tables', 'torch', 'jax', 'joblib', 'pooch', 'tqdm', "
-        "'cloudpickle', 'loky') if m in sys.modules]; print(','.join(heavy))" % module
+        "'cloudpickle', 'loky') if m in sys.modules]; print(','.join(heavy))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, check=True)

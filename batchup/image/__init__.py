@@ -1,0 +1,1 @@
+"""Image helpers (see :mod:`batchup.image.utils`)."""
