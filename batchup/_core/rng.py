@@ -19,7 +19,7 @@ iteration state small and explicit: (seed, path, pass, position).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +72,10 @@ class SeedPath:
         return np.random.Generator(np.random.PCG64(seq))
 
 
-#: Anything ``shuffle`` resolves to: None (in order), a stream, or a SeedPath.
-ShuffleRNG = Union[None, np.random.RandomState, np.random.Generator, SeedPath, Any]  # noqa: UP007
+#: Anything ``shuffle`` resolves to: None (in order), a stream (``RandomState``,
+#: ``Generator``, the ``numpy.random`` module or a look-alike), or a ``SeedPath``.
+#: Spelled ``Any`` so that importing batchup does not import ``numpy.random``.
+ShuffleRNG = Any
 
 _STREAM_METHODS = ("permutation", "choice", "shuffle")
 
