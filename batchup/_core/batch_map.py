@@ -17,6 +17,32 @@ def _batches(batch_iter: Iterable, progress_iter_func: Callable | None, total: A
     return batch_iter
 
 
+def copy_on_read_only(func: Callable) -> Callable:
+    """Wrap ``func`` so that, if it writes into a read-only input, it is re-run on copies.
+
+    The ``batch_map_*`` methods pass read-only views of in-memory arrays where
+    they can; a function that modifies its input in place (as some prediction
+    functions do) then fails on the first batch with NumPy's "read-only"
+    error. From then on every call gets writable copies instead, which is
+    what iterating the source would have given it.
+    """
+    copy_inputs = False
+
+    def call(*args: Any) -> Any:
+        nonlocal copy_inputs
+        if not copy_inputs:
+            try:
+                return func(*args)
+            except ValueError as e:
+                if "read-only" not in str(e):
+                    raise
+                copy_inputs = True
+        return func(*[a.copy() if isinstance(a, np.ndarray) and not a.flags.writeable else a
+                      for a in args])
+
+    return call
+
+
 def _check_n_batches(n_batches: Any) -> None:
     if n_batches is not None and (
         not isinstance(n_batches, (numbers.Integral, np.integer)) or isinstance(n_batches, bool)

@@ -107,9 +107,9 @@ class AbstractDataSource:
         (array([0, 2, 4, 6, 8]),)
         """
         total = self._map_args(batch_size, n_batches, kwargs)
-        it = self.batch_iterator(batch_size, **kwargs)
-        return _bm.batch_map_concat(func, it, progress_iter_func, n_batches=n_batches,
-                                    prepend_args=prepend_args, total=total)
+        it = self._evaluation_batches(batch_size, kwargs)
+        return _bm.batch_map_concat(_bm.copy_on_read_only(func), it, progress_iter_func,
+                                    n_batches=n_batches, prepend_args=prepend_args, total=total)
 
     def batch_map_mean(self, func: Callable, batch_size: int,
                        progress_iter_func: Callable | None = None, sum_axis: int | None = None,
@@ -124,9 +124,14 @@ class AbstractDataSource:
         (np.float64(3.0),)
         """
         total = self._map_args(batch_size, n_batches, kwargs)
-        it = self.batch_iterator(batch_size, **kwargs)
-        return _bm.batch_map_mean(func, it, progress_iter_func, sum_axis=sum_axis,
-                                  n_batches=n_batches, prepend_args=prepend_args, total=total)
+        it = self._evaluation_batches(batch_size, kwargs)
+        return _bm.batch_map_mean(_bm.copy_on_read_only(func), it, progress_iter_func,
+                                  sum_axis=sum_axis, n_batches=n_batches,
+                                  prepend_args=prepend_args, total=total)
+
+    def _evaluation_batches(self, batch_size: int, kwargs: dict) -> Iterator:
+        """The batches ``batch_map_*`` methods feed to their function."""
+        return self.batch_iterator(batch_size, **kwargs)
 
     @staticmethod
     def _get_shuffle_rng(shuffle: Any) -> ShuffleRNG:
@@ -330,6 +335,34 @@ class ArrayDataSource(RandomAccessDataSource):
                 indices = np.arange(indices.start, indices.stop, indices.step)
             return (indices,) + batch
         return batch
+
+    def _evaluation_batches(self, batch_size: int, kwargs: dict) -> Iterator:
+        # Evaluating in order over NumPy arrays: hand out read-only views instead
+        # of gathered copies (copying dominates e.g. a prediction pass). A function
+        # that writes into its input is retried with copies (copy_on_read_only).
+        sampler = self.sampler
+        if (type(sampler) is StandardSampler and sampler.repeats == 1
+                and set(kwargs) <= {"shuffle", "drop_last"}
+                and resolve_shuffle(kwargs.get("shuffle")) is None
+                and all(isinstance(d, np.ndarray) for d in self.data)):
+            self._check_iteration(batch_size, **kwargs)
+            return self._read_only_slices(int(batch_size), bool(kwargs.get("drop_last")))
+        return self.batch_iterator(batch_size, **kwargs)
+
+    def _read_only_slices(self, batch_size: int, drop_last: bool) -> Iterator[tuple]:
+        length = self.sampler.length
+        for start in range(0, length, batch_size):
+            stop = min(start + batch_size, length)
+            if drop_last and stop - start < batch_size:
+                return
+            views = []
+            for d in self.data:
+                v = d[start:stop]
+                v.flags.writeable = False
+                views.append(v)
+            if self.include_indices:
+                views.insert(0, np.arange(start, stop))
+            yield tuple(views)
 
     def _fetch(self, index_iter: Iterator) -> Iterator[tuple]:
         # The hot loop of in-memory training: kept free of attribute look-ups.
