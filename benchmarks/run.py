@@ -1,0 +1,105 @@
+"""Run batchup's benchmarks and print markdown tables.
+
+Usage (from the repository root; ``PYTHONPATH`` need not be set)::
+
+    python benchmarks/run.py                 # every workload of every benchmarks/bench_*.py
+    python benchmarks/run.py W1 import       # only the named workloads
+    python benchmarks/run.py --quick         # small data, two rounds: a smoke run
+    python benchmarks/run.py --repeats 9     # override the number of alternated rounds
+    python benchmarks/run.py --list          # list the discovered workloads
+
+Workloads are discovered from ``benchmarks/bench_*.py`` modules defining ``WORKLOADS`` (see
+the conventions at the top of ``benchmarks/harness.py``). Tables go to stdout, progress to
+stderr. The working tree's ``batchup`` is the one measured: the repository root is put first
+on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path[:1]:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.harness import Context, Table, log, machine_header  # noqa: E402
+
+
+def discover() -> dict[str, tuple[str, object]]:
+    """Map workload name → (module name, function) over every ``bench_*.py`` module."""
+    found: dict[str, tuple[str, object]] = {}
+    for path in sorted((REPO_ROOT / "benchmarks").glob("bench_*.py")):
+        module_name = f"benchmarks.{path.stem}"
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:
+            log(f"skipping {module_name}: it failed to import")
+            traceback.print_exc()
+            continue
+        for name, func in getattr(module, "WORKLOADS", {}).items():
+            if name in found:
+                log(f"workload {name} of {module_name} shadows {found[name][0]}; skipped")
+                continue
+            found[name] = (module_name, func)
+    return found
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workloads", nargs="*", help="workload names (default: all)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="alternated rounds per workload (default: each workload's own)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds")
+    parser.add_argument("--list", action="store_true", help="list workloads and exit")
+    parser.add_argument("--no-download", action="store_true",
+                        help="do not pip-download batchup 0.2.3 if it is not cached")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected workloads and print their tables; returns the exit status."""
+    args = parse_args(argv)
+    available = discover()
+    if args.list:
+        for name, (module_name, func) in available.items():
+            summary = (getattr(func, "__doc__", None) or "").strip().splitlines()[:1]
+            print(f"{name:10s} {module_name:28s} {' '.join(summary)}")
+        return 0
+    by_lower = {name.lower(): name for name in available}
+    selected = []
+    for wanted in args.workloads or list(available):
+        name = by_lower.get(wanted.lower())
+        if name is None:
+            print(f"unknown workload {wanted!r}; available: {', '.join(available)}",
+                  file=sys.stderr)
+            return 2
+        selected.append(name)
+    ctx = Context(repeats=args.repeats, quick=args.quick, download=not args.no_download)
+    print("## batchup benchmarks" + (" (--quick smoke run)" if args.quick else ""))
+    print()
+    print(machine_header())
+    print(flush=True)
+    start = time.perf_counter()
+    for name in selected:
+        _, func = available[name]
+        try:
+            tables = func(ctx)
+        except Exception:
+            log(f"workload {name} failed:")
+            traceback.print_exc()
+            tables = Table(f"{name} — failed (see stderr)", ["result"], [["error"]])
+        for table in tables if isinstance(tables, list) else [tables]:
+            print(table.render())
+            print(flush=True)
+    log(f"total wall time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
