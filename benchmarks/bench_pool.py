@@ -1,0 +1,265 @@
+"""Workloads W3, W4 and W5: batchup.work_pool against serial/floor, batchup 0.2.3 and torch.
+
+* W3 — GIL-holding augmentation (per-sample Python loop, about 3 ms per batch of 64 uint8
+  3 × 32 × 32 images) through 2 worker processes; batches/s vs serial. Target ≥ 1.7×.
+* W4 — large batches (256 × 3 × 96 × 96 uint8, about 7 MB), trivial work, 2 worker
+  processes; MB/s delivered vs an in-process gather (the floor). Target ≥ 0.7×.
+* W5 — GIL-releasing work (sorting 2**20 float64) in a 2-thread pool; sorts/s vs serial.
+  Target ≥ 1.7×.
+
+Factories follow ``harness.py``'s conventions: module-level, ``batchup`` imported inside,
+so the same factory measures this tree and (in the harness's subprocess) batchup 0.2.3.
+Each returns ``run()`` (one epoch) with a ``close`` attribute that shuts its pool down.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from benchmarks.harness import BATCHUP_023, Context, Impl, Table, compare, target_note
+
+W3_BATCH = 64
+W4_BATCH = 256
+W5_SORT = 1 << 20
+WORKERS = 2
+SEED = 12345
+
+
+def w3_augment(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample flip and shift in a Python loop: holds the GIL about 3 ms per batch."""
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        img = x[i]
+        if np.random.rand() < 0.5:
+            img = img[:, :, ::-1]
+        dy, dx = np.random.randint(-2, 3, size=2)
+        out[i] = np.roll(img, (int(dy), int(dx)), axis=(1, 2))
+        acc = 0
+        for v in range(60):  # stands in for per-sample Python bookkeeping
+            acc += v
+    return out, y
+
+
+@functools.lru_cache(maxsize=2)
+def _images(n: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n, 3, side, side), dtype=np.uint8), np.arange(n)
+
+
+class _Run:
+    def __init__(self, fn, close=None):  # noqa: ANN001
+        self._fn, self._close = fn, close
+
+    def __call__(self) -> int:
+        return self._fn()
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+
+# --------------------------------------------------------------------------------------------
+# batchup (ours or 0.2.3): serial, process pool, thread pool
+# --------------------------------------------------------------------------------------------
+
+
+def batchup_epoch(workload: str, n: int, pool: str | None) -> _Run:
+    """One epoch of W3 or W4 with batchup: serial (``pool=None``) or through a pool."""
+    from batchup import data_source, work_pool
+
+    X, y = _images(n, 32 if workload == "W3" else 96)
+    batch = W3_BATCH if workload == "W3" else W4_BATCH
+    ds = data_source.ArrayDataSource([X, y])
+    if workload == "W3":
+        ds = ds.map(w3_augment)
+    close = None
+    if pool == "process":
+        p = work_pool.WorkerProcessPool(processes=WORKERS)
+        ds = p.parallel_data_source(ds, batch_buffer_size=8)
+        close = getattr(p, "close", None)
+    rs = np.random.RandomState(SEED)
+
+    def run() -> int:
+        total = 0
+        for xb, _ in ds.batch_iterator(batch_size=batch, shuffle=rs):
+            total += xb.nbytes if workload == "W4" else 1
+        return total // 1_000_000 if workload == "W4" else total
+
+    return _Run(run, close)
+
+
+def floor_w4(n: int) -> _Run:
+    """The floor of W4: permutation and an in-process gather of each batch."""
+    X, y = _images(n, 96)
+    rs = np.random.RandomState(SEED)
+
+    def run() -> int:
+        total = 0
+        order = rs.permutation(len(X))
+        for i in range(0, len(X), W4_BATCH):
+            idx = order[i : i + W4_BATCH]
+            xb, _ = X[idx], y[idx]
+            total += xb.nbytes
+        return total // 1_000_000
+
+    return _Run(run)
+
+
+class _TorchBatches:
+    """A map-style dataset whose items are whole batches (index arrays in, arrays out)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, augment: bool) -> None:
+        self.X, self.y, self.augment = X, y, augment
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, idx):  # noqa: ANN001
+        import torch
+
+        idx = np.asarray(idx)
+        x, y = self.X[idx], self.y[idx]
+        if self.augment:
+            x, y = w3_augment(x, y)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def torch_epoch(workload: str, n: int) -> _Run:
+    """One epoch through ``DataLoader(num_workers=2)``, one batch per worker task."""
+    import torch
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+    X, y = _images(n, 32 if workload == "W3" else 96)
+    batch = W3_BATCH if workload == "W3" else W4_BATCH
+    g = torch.Generator().manual_seed(SEED)
+    sampler = BatchSampler(RandomSampler(range(n), generator=g), batch, drop_last=False)
+    loader = DataLoader(
+        _TorchBatches(X, y, workload == "W3"),
+        sampler=sampler,
+        batch_size=None,
+        num_workers=WORKERS,
+        persistent_workers=True,
+        prefetch_factor=4,
+    )
+
+    def run() -> int:
+        total = 0
+        for xb, _ in loader:
+            total += xb.numel() if workload == "W4" else 1
+        return total // 1_000_000 if workload == "W4" else total
+
+    def close() -> None:
+        it = getattr(loader, "_iterator", None)
+        if it is not None:
+            it._shutdown_workers()
+
+    return _Run(run, close)
+
+
+def w5_sorts(n_tasks: int, pool: str | None) -> _Run:
+    """Sort ``n_tasks`` arrays of 2**20 float64, serially or in a 2-thread batchup pool."""
+    from batchup import work_pool
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.random(W5_SORT) for _ in range(4)]
+    tasks = [(np.sort, (arrays[k % 4],)) for k in range(n_tasks)]
+    if pool is None:
+
+        def run() -> int:
+            for fn, args in tasks:
+                fn(*args)
+            return n_tasks
+
+        return _Run(run)
+    p = work_pool.WorkerThreadPool(processes=WORKERS)
+
+    def run_pool() -> int:
+        n = 0
+        for _ in p.work_stream(iter(tasks), task_buffer_size=4).retrieve_iter():
+            n += 1
+        return n
+
+    return _Run(run_pool, getattr(p, "close", None))
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+
+def w3(ctx: Context) -> Table:
+    n = ctx.size(12_800, 3_200)
+    serial = Impl("serial: ds.map(augment).batch_iterator", batchup_epoch,
+                  dict(workload="W3", n=n, pool=None), floor=True)
+    ours = Impl("batchup WorkerProcessPool(2)", batchup_epoch,
+                dict(workload="W3", n=n, pool="process"))
+    old = Impl("batchup 0.2.3 WorkerProcessPool(2)", batchup_epoch,
+               dict(workload="W3", n=n, pool="process"), env=BATCHUP_023)
+    torch = Impl("torch DataLoader(num_workers=2)", torch_epoch, dict(workload="W3", n=n),
+                 requires=("torch",))
+    table, ratios = compare(
+        ctx,
+        f"W3 — GIL-holding augmentation, {n:,} uint8 3×32×32 images, batch {W3_BATCH}, "
+        f"{WORKERS} workers",
+        "batches/s",
+        [serial, ours, old, torch],
+        repeats=5,
+        min_time=0.0,
+    )
+    table.notes.append(target_note(ratios, ours.label, 1.7))
+    return table
+
+
+def w4(ctx: Context) -> Table:
+    n = ctx.size(4_096, 1_024)
+    floor = Impl("floor: permutation + in-process X[idx]", floor_w4, dict(n=n), floor=True)
+    ours = Impl("batchup WorkerProcessPool(2)", batchup_epoch,
+                dict(workload="W4", n=n, pool="process"))
+    old = Impl("batchup 0.2.3 WorkerProcessPool(2)", batchup_epoch,
+               dict(workload="W4", n=n, pool="process"), env=BATCHUP_023)
+    torch = Impl("torch DataLoader(num_workers=2)", torch_epoch, dict(workload="W4", n=n),
+                 requires=("torch",))
+    table, ratios = compare(
+        ctx,
+        f"W4 — large batches, {W4_BATCH}×3×96×96 uint8 (7 MB), trivial work, {WORKERS} workers",
+        "MB/s",
+        [floor, ours, old, torch],
+        repeats=5,
+        min_time=0.3,
+    )
+    table.notes.append(target_note(ratios, ours.label, 0.7))
+    return table
+
+
+def w5(ctx: Context) -> Table:
+    n_tasks = ctx.size(64, 16)
+    serial = Impl("serial np.sort loop", w5_sorts, dict(n_tasks=n_tasks, pool=None), floor=True)
+    ours = Impl("batchup WorkerThreadPool(2)", w5_sorts, dict(n_tasks=n_tasks, pool="thread"))
+    old = Impl("batchup 0.2.3 WorkerThreadPool(2)", w5_sorts,
+               dict(n_tasks=n_tasks, pool="thread"), env=BATCHUP_023)
+    table, ratios = compare(
+        ctx,
+        f"W5 — GIL-releasing sorts of 2**20 float64, {WORKERS} threads",
+        "sorts/s",
+        [serial, ours, old],
+        repeats=5,
+        min_time=0.3,
+    )
+    table.notes.append(target_note(ratios, ours.label, 1.7))
+    return table
+
+
+WORKLOADS = {"W3": w3, "W4": w4, "W5": w5}
+
+
+def main() -> None:
+    ctx = Context()
+    for fn in WORKLOADS.values():
+        print(fn(ctx).render(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

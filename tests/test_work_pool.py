@@ -1,0 +1,583 @@
+"""batchup.work_pool: pools, work streams and parallel data sources (behaviour and input checks).
+
+Fault handling, lifecycle and start methods are in ``test_work_pool_faults.py``;
+the long soak is in ``test_work_pool_soak.py``.
+"""
+
+import doctest
+import importlib
+import mmap
+import subprocess
+import sys
+import textwrap
+
+import _pool_helpers as helpers
+import numpy as np
+import pytest
+
+from batchup import data_source, sampling, work_pool
+from batchup._pool import shm
+from batchup._pool.cpu import available_cpus
+
+POOLS = [work_pool.WorkerThreadPool, work_pool.WorkerProcessPool]
+
+
+@pytest.fixture(scope="module")
+def proc_pool():
+    with work_pool.WorkerProcessPool(2, seed=11) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="module")
+def thread_pool():
+    with work_pool.WorkerThreadPool(2, seed=11) as pool:
+        yield pool
+
+
+@pytest.fixture(params=["threads", "processes"])
+def pool(request, proc_pool, thread_pool):
+    return proc_pool if request.param == "processes" else thread_pool
+
+
+def _X(n=53):
+    rs = np.random.RandomState(0)
+    return rs.randint(0, 255, size=(n, 3, 4, 4)).astype(np.uint8), np.arange(n) * 10
+
+
+def _assert_same_batches(got, expected):
+    got, expected = list(got), list(expected)
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected, strict=False):
+        assert type(g) is type(e)
+        assert len(g) == len(e)
+        for a, b in zip(g, e, strict=False):
+            np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------- input checks
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_processes_negative_rejected(cls):
+    with pytest.raises(ValueError, match="processes.*-1"):
+        cls(processes=-1)
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_processes_float_rejected(cls):
+    with pytest.raises(TypeError, match="processes.*1.5"):
+        cls(processes=1.5)
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_processes_string_rejected(cls):
+    with pytest.raises(TypeError, match="processes.*'2'"):
+        cls(processes="2")
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_processes_bool_rejected(cls):
+    with pytest.raises(TypeError, match="processes.*True"):
+        cls(processes=True)
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_processes_zero_means_available_cpus(cls):
+    with cls(processes=0) as pool:
+        assert pool.processes == available_cpus() >= 1
+
+
+def test_processes_numpy_integer_accepted():
+    with work_pool.WorkerThreadPool(np.int64(3)) as pool:
+        assert pool.processes == 3
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_seed_negative_rejected(cls):
+    with pytest.raises(TypeError, match="seed.*-3"):
+        cls(1, seed=-3)
+
+
+def test_start_method_unknown_rejected():
+    with pytest.raises(ValueError, match="start_method.*'threads'"):
+        work_pool.WorkerProcessPool(1, start_method="threads")
+
+
+def test_task_buffer_size_zero_rejected(thread_pool):
+    with pytest.raises(ValueError, match="task_buffer_size.*0"):
+        thread_pool.work_stream([(abs, (1,))], task_buffer_size=0)
+
+
+def test_task_buffer_size_float_rejected(thread_pool):
+    with pytest.raises(TypeError, match="task_buffer_size.*2.5"):
+        thread_pool.work_stream([(abs, (1,))], task_buffer_size=2.5)
+
+
+def test_batch_buffer_size_negative_rejected(thread_pool):
+    ds = data_source.ArrayDataSource([np.arange(4)])
+    with pytest.raises(ValueError, match="batch_buffer_size.*-2"):
+        thread_pool.parallel_data_source(ds, batch_buffer_size=-2)
+
+
+def test_parallel_source_needs_data_source(thread_pool):
+    with pytest.raises(TypeError, match="ds must implement"):
+        thread_pool.parallel_data_source([np.arange(4)])
+
+
+def test_parallel_source_needs_random_access(thread_pool):
+    ds = data_source.IteratorDataSource(iter([(np.arange(2),)]))
+    with pytest.raises(
+        TypeError, match="ds must be random access; it is of type IteratorDataSource"
+    ):
+        thread_pool.parallel_data_source(ds)
+
+
+def test_parallel_source_needs_pool():
+    ds = data_source.ArrayDataSource([np.arange(4)])
+    with pytest.raises(TypeError, match="pool must be.*str"):
+        work_pool.ParallelDataSource(ds, 4, "pool")
+
+
+def test_work_stream_needs_pool():
+    with pytest.raises(TypeError, match="worker_pool must be.*int"):
+        work_pool.WorkStream(3, [(abs, (1,))])
+
+
+def test_work_stream_rejects_non_iterable(thread_pool):
+    with pytest.raises(TypeError, match="task_generator must be.*int"):
+        thread_pool.work_stream(42)
+
+
+def test_work_stream_rejects_bad_task(thread_pool):
+    with pytest.raises(TypeError, match="task 1 must be a tuple"):
+        thread_pool.work_stream([(abs, (1,)), "not a task"])
+
+
+def test_work_stream_rejects_non_callable(thread_pool):
+    with pytest.raises(TypeError, match="task 0: the first item must be callable, not 5"):
+        thread_pool.work_stream([(5, (1,))])
+
+
+def test_work_stream_rejects_bad_kwargs(thread_pool):
+    with pytest.raises(TypeError, match="task 0: kwargs must be a dict, not 3"):
+        thread_pool.work_stream([(abs, (1,), 3)])
+
+
+def test_parallel_iterator_checks_batch_size_at_call(pool):
+    par = pool.parallel_data_source(data_source.ArrayDataSource([np.arange(4)]))
+    with pytest.raises((ValueError, TypeError), match="batch_size"):
+        par.batch_iterator(0)
+
+
+# ----------------------------------------------------------------- work streams
+
+
+def test_task_formats(pool):
+    tasks = [(helpers.square,), (helpers.square, (3,)), (helpers.fail_on, (4,), {"bad": -1})]
+    tasks[0] = (np.zeros,)  # (fn,) called with no arguments is invalid for square
+    tasks[0] = (dict,)
+    out = list(pool.work_stream(tasks).retrieve_iter())
+    assert out == [{}, 9, 4]
+
+
+def test_args_as_list_accepted(pool):
+    assert pool.work_stream([(helpers.square, [5])]).retrieve() == 25
+
+
+def test_generator_function_accepted(pool):
+    def tasks():
+        for k in range(5):
+            yield (helpers.square, (k,))
+
+    assert list(pool.work_stream(tasks).retrieve_iter()) == [0, 1, 4, 9, 16]
+
+
+def test_iterable_accepted(pool):
+    assert list(pool.work_stream((helpers.square, (k,)) for k in range(3)).retrieve_iter()) == [
+        0,
+        1,
+        4,
+    ]
+
+
+def test_buffer_pulls_as_specified(thread_pool):
+    pulled = []
+
+    def tasks():
+        for k in range(10):
+            pulled.append(k)
+            yield (helpers.square, (k,))
+
+    stream = thread_pool.work_stream(tasks(), task_buffer_size=4)
+    assert len(pulled) == 4
+    assert stream.retrieve() == 0
+    assert len(pulled) == 5
+    stream.close()
+
+
+def test_results_in_task_order_despite_completion_order(pool):
+    tasks = [(helpers.sleep_then, (k, 0.05 * (5 - k))) for k in range(6)]
+    assert list(pool.work_stream(tasks, task_buffer_size=6).retrieve_iter()) == list(range(6))
+
+
+def test_retrieve_returns_none_when_done(pool):
+    stream = pool.work_stream([(helpers.square, (2,))])
+    assert stream.retrieve() == 4
+    assert stream.retrieve() is None
+
+
+def test_lambda_tasks_on_processes(proc_pool):
+    offset = 7
+    tasks = [(lambda k: k + offset, (k,)) for k in range(4)]
+    assert list(proc_pool.work_stream(tasks).retrieve_iter()) == [7, 8, 9, 10]
+
+
+def test_structured_results_keep_their_types(pool):
+    big = np.arange(10_000, dtype=np.float64)
+
+    def make(_k):
+        return {"a": (big, [big[:5], 3]), "b": data_source.ChoiceBatch(big, 1)}
+
+    if isinstance(pool, work_pool.WorkerThreadPool):
+        out = pool.work_stream([(make, (0,))]).retrieve()
+    else:
+        out = pool.work_stream([(make, (0,))]).retrieve()
+    np.testing.assert_array_equal(out["a"][0], big)
+    assert isinstance(out["a"][1], list) and out["a"][1][1] == 3
+    assert isinstance(out["b"], data_source.ChoiceBatch) and out["b"].ds_index == 1
+    np.testing.assert_array_equal(out["b"].sample_indices, big)
+
+
+# ----------------------------------------------------------------- parallel data sources
+
+
+def _sources():
+    X, y = _X()
+    arr = data_source.ArrayDataSource([X, y])
+    sub = data_source.ArrayDataSource([X, y], indices=np.arange(3, 50, 2))
+    weighted = data_source.ArrayDataSource(
+        [X, y], sampler=sampling.WeightedSampler(np.linspace(1, 2, len(y)))
+    )
+    rep = data_source.ArrayDataSource([X[:7]], repeats=-1)
+    comp = data_source.CompositeDataSource([rep, data_source.ArrayDataSource([y[:11]])], trim=False)
+    choice = data_source.ChoiceDataSource(
+        [data_source.ArrayDataSource([y[:8]]), data_source.ArrayDataSource([y[20:24]])]
+    )
+    mapped = arr.map(lambda x, y: (x.astype(np.float32) / 2, y + 1))
+    return {
+        "array": arr,
+        "subset": sub,
+        "weighted": weighted,
+        "composite_untrimmed": comp,
+        "choice": choice,
+        "map_lambda": mapped,
+    }
+
+
+@pytest.mark.parametrize("name", list(_sources()))
+@pytest.mark.parametrize("shuffle", ["rs", "int", None])
+def test_same_batches_as_serial(pool, name, shuffle):
+    ds = _sources()[name]
+    if shuffle is None and name == "weighted":
+        shuffle = "rs"  # weighted samplers cannot iterate in order
+
+    def make_shuffle():
+        return {"rs": np.random.RandomState(12345), "int": 99, None: None}[shuffle]
+
+    kwargs = {"batch_size": 5, "shuffle": make_shuffle()}
+    if name in ("weighted", "composite_untrimmed"):
+        n = 12
+        serial = [b for b, _ in zip(ds.batch_iterator(**kwargs), range(n), strict=False)]
+        par = pool.parallel_data_source(ds, batch_buffer_size=4)
+        it = par.batch_iterator(batch_size=5, shuffle=make_shuffle())
+        got = [b for b, _ in zip(it, range(n), strict=False)]
+        it.close()
+    else:
+        serial = list(ds.batch_iterator(**kwargs))
+        par = pool.parallel_data_source(ds, batch_buffer_size=4)
+        got = list(par.batch_iterator(batch_size=5, shuffle=make_shuffle()))
+    _assert_same_batches(got, serial)
+
+
+def test_drop_last_forwarded(pool):
+    ds = data_source.ArrayDataSource([np.arange(11)])
+    par = pool.parallel_data_source(ds, batch_buffer_size=2)
+    assert [len(b[0]) for b in par.batch_iterator(4, drop_last=True)] == [4, 4]
+    assert par.num_batches(4, drop_last=True) == 2
+
+
+def test_num_samples_and_random_access(pool):
+    par = pool.parallel_data_source(data_source.ArrayDataSource([np.arange(11)]))
+    assert par.num_samples() == 11
+    assert par.num_batches(4) == 3
+    assert par.is_random_access is False
+
+
+def test_batch_map_concat_inherited(pool):
+    par = pool.parallel_data_source(data_source.ArrayDataSource([np.arange(10.0)]))
+    (out,) = par.batch_map_concat(lambda x: (x * 2,), batch_size=3)
+    np.testing.assert_array_equal(out, np.arange(10.0) * 2)
+
+
+def test_iteration_start_draws_buffer_from_rng(thread_pool):
+    # batchup 0.2.3 (and its README) start filling the buffer when the iterator
+    # is created, drawing from the RNG in the calling thread.
+    rs = np.random.RandomState(0)
+    par = thread_pool.parallel_data_source(
+        data_source.ArrayDataSource([np.arange(10)]), batch_buffer_size=2
+    )
+    state = rs.get_state()[1].copy()
+    it = par.batch_iterator(batch_size=3, shuffle=rs)
+    assert not np.array_equal(rs.get_state()[1], state)
+    it.close()
+
+
+# ----------------------------------------------------------------- reproducible randomness
+
+
+def _augment_runs(pool_cls, counts, augment, **pool_kwargs):
+    X, y = _X(40)
+    ds = data_source.ArrayDataSource([X.astype(np.float64), y]).map(augment)
+    results = []
+    for n in counts:
+        with pool_cls(n, seed=123, **pool_kwargs) as pool:
+            par = pool.parallel_data_source(ds, batch_buffer_size=6)
+            results.append(list(par.batch_iterator(6, shuffle=np.random.RandomState(5))))
+    return results
+
+
+def test_same_augmented_batches_for_1_2_4_processes():
+    runs = _augment_runs(work_pool.WorkerProcessPool, (1, 2, 4), helpers.augment_legacy)
+    for other in runs[1:]:
+        _assert_same_batches(other, runs[0])
+    # The augmentation flipped some samples and left others alone.
+    X, _ = _X(40)
+    flipped = [
+        not np.array_equal(x, X[label // 10]) for b in runs[0] for x, label in zip(*b, strict=False)
+    ]
+    assert 0.2 < np.mean(flipped) < 0.8
+
+
+def test_same_task_rng_batches_for_1_2_4_processes():
+    runs = _augment_runs(work_pool.WorkerProcessPool, (1, 2, 4), helpers.augment_task_rng)
+    for other in runs[1:]:
+        _assert_same_batches(other, runs[0])
+
+
+def test_same_task_rng_batches_for_1_2_4_threads():
+    runs = _augment_runs(work_pool.WorkerThreadPool, (1, 2, 4), helpers.augment_task_rng)
+    for other in runs[1:]:
+        _assert_same_batches(other, runs[0])
+
+
+def test_threads_and_processes_agree_on_task_rng():
+    (t,) = _augment_runs(work_pool.WorkerThreadPool, (2,), helpers.augment_task_rng)
+    (p,) = _augment_runs(work_pool.WorkerProcessPool, (2,), helpers.augment_task_rng)
+    _assert_same_batches(t, p)
+
+
+def test_no_two_tasks_share_a_stream(proc_pool):
+    draws = list(
+        proc_pool.work_stream([(helpers.legacy_draw, (k,)) for k in range(50)]).retrieve_iter()
+    )
+    assert len(set(draws)) == 50
+    draws = list(
+        proc_pool.work_stream([(helpers.task_rng_draw, (k,)) for k in range(50)]).retrieve_iter()
+    )
+    assert len(set(draws)) == 50
+
+
+def test_int_shuffle_seed_repeats_augmentation(pool):
+    X, y = _X(30)
+    ds = data_source.ArrayDataSource([X.astype(np.float64), y]).map(helpers.augment_task_rng)
+    par = pool.parallel_data_source(ds, batch_buffer_size=3)
+    first = list(par.batch_iterator(7, shuffle=2024))
+    again = list(par.batch_iterator(7, shuffle=2024))
+    other = list(par.batch_iterator(7, shuffle=2025))
+    _assert_same_batches(again, first)
+    assert not np.array_equal(other[0][0], first[0][0])
+
+
+def test_successive_iterations_differ(pool):
+    X, y = _X(30)
+    ds = data_source.ArrayDataSource([X.astype(np.float64), y]).map(helpers.augment_task_rng)
+    par = pool.parallel_data_source(ds, batch_buffer_size=3)
+    a = list(par.batch_iterator(30))
+    b = list(par.batch_iterator(30))
+    assert not np.array_equal(a[0][0], b[0][0])
+
+
+def test_user_shuffle_rng_not_drawn_extra(pool):
+    X, y = _X(30)
+    ds = data_source.ArrayDataSource([X.astype(np.float64), y]).map(helpers.augment_task_rng)
+    rs_serial, rs_par = np.random.RandomState(8), np.random.RandomState(8)
+    list(data_source.ArrayDataSource([X, y]).batch_iterator(7, shuffle=rs_serial))
+    list(pool.parallel_data_source(ds).batch_iterator(7, shuffle=rs_par))
+    assert rs_serial.randint(1 << 30) == rs_par.randint(1 << 30)
+
+
+def test_task_rng_outside_a_task_is_a_generator():
+    assert isinstance(work_pool.task_rng(), np.random.Generator)
+
+
+# ----------------------------------------------------------------- shared memory
+
+
+def test_process_batches_view_shared_memory(proc_pool):
+    X = np.arange(64 * 1024, dtype=np.float64).reshape(256, 256)
+    par = proc_pool.parallel_data_source(data_source.ArrayDataSource([X]), batch_buffer_size=2)
+    (batch,) = next(iter(par.batch_iterator(16)))
+    lease = batch.base
+    assert isinstance(lease, np.ndarray) and not lease.flags.owndata
+    assert isinstance(getattr(lease.base, "obj", lease.base), mmap.mmap)
+    np.testing.assert_array_equal(batch, X[:16])
+    batch[:] = -1  # batches are writable and belong to the user
+
+
+def test_kept_batches_are_not_overwritten(proc_pool):
+    X = np.arange(200 * 512, dtype=np.float32).reshape(200, 512)
+    par = proc_pool.parallel_data_source(data_source.ArrayDataSource([X]), batch_buffer_size=2)
+    kept = list(par.batch_iterator(8, shuffle=np.random.RandomState(1)))
+    serial = list(
+        data_source.ArrayDataSource([X]).batch_iterator(8, shuffle=np.random.RandomState(1))
+    )
+    _assert_same_batches(kept, serial)
+
+
+def test_views_keep_slot_alive(proc_pool):
+    X = np.arange(100 * 512, dtype=np.float32).reshape(100, 512)
+    par = proc_pool.parallel_data_source(data_source.ArrayDataSource([X]), batch_buffer_size=2)
+    views = []
+    for (b,) in par.batch_iterator(10):
+        views.append(b[1:3, ::2][:, 1:])  # a view of a view; the batch itself is dropped
+    for k, v in enumerate(views):
+        np.testing.assert_array_equal(v, X[10 * k + 1 : 10 * k + 3, ::2][:, 1:])
+
+
+def test_slots_are_reused_not_accumulated():
+    X = np.arange(400 * 1024, dtype=np.float32).reshape(400, 1024)
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(data_source.ArrayDataSource([X]), batch_buffer_size=3)
+        for _ in range(5):
+            for (b,) in par.batch_iterator(8):
+                assert b.shape == (8, 1024)
+        ring = pool._state.ring
+        assert 4 <= ring.created <= 3 + 2 + 2 + 2
+
+
+def test_shared_constant_reaches_workers(proc_pool):
+    big = np.arange(200_000, dtype=np.int64)
+    const = proc_pool.shared_constant(big)
+    sums = list(proc_pool.work_stream([(np.sum, (const,))] * 6).retrieve_iter())
+    assert sums == [int(big.sum())] * 6
+
+
+def test_shared_constant_is_written_once(proc_pool):
+    big = np.arange(200_000, dtype=np.int64)
+    const = proc_pool.shared_constant(big)
+    list(proc_pool.work_stream([(np.sum, (const,))] * 6).retrieve_iter())
+    ref = const._ref
+    list(proc_pool.work_stream([(np.sum, (const,))] * 6).retrieve_iter())
+    assert const._ref is ref
+    # The pickle itself is small: the array is stored raw after it.
+    with open(ref.path, "rb") as f:
+        (n,) = shm._HEADER.unpack(f.read(8))
+    assert n < 2000
+
+
+def test_thread_shared_constant_is_identity(thread_pool):
+    x = object()
+    assert thread_pool.shared_constant(x) is x
+
+
+# ----------------------------------------------------------------- README and doctests
+
+
+README_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from batchup import data_source, work_pool
+
+    class LoadImagesFromDisk(object):
+        def __init__(self, n):
+            self.n = n
+        def __len__(self):
+            return self.n
+        def __getitem__(self, index):
+            index = np.asarray(index)
+            return np.stack([np.full((3, 8, 8), i % 256, dtype=np.uint8) for i in index])
+
+    train_X = LoadImagesFromDisk(300)
+    train_y = np.arange(300, dtype=np.int32) % 2
+    ds = data_source.ArrayDataSource([train_X, train_y])
+
+    th_pool = work_pool.WorkerThreadPool(processes=4)
+    par_ds = th_pool.parallel_data_source(ds, batch_buffer_size=32)
+    par_iter = par_ds.batch_iterator(batch_size=64, shuffle=np.random.RandomState(12345))
+    n = 0
+    for (batch_X, batch_y) in par_iter:
+        n += len(batch_X)
+
+    proc_pool = work_pool.WorkerProcessPool(processes=4)
+    par_ds = proc_pool.parallel_data_source(ds, batch_buffer_size=32)
+    m = 0
+    for (batch_X, batch_y) in par_ds.batch_iterator(batch_size=64,
+                                                   shuffle=np.random.RandomState(12345)):
+        assert (batch_X[:, 0, 0, 0] % 2 == batch_y).all()
+        m += len(batch_X)
+    print(n, m)
+    """
+)
+
+
+def test_readme_parallel_examples_run_unchanged(tmp_path):
+    script = tmp_path / "readme_parallel.py"
+    script.write_text(README_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["300", "300"]
+    assert "ResourceWarning" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "batchup.work_pool",
+        "batchup._pool.cpu",
+        "batchup._pool.randomness",
+        "batchup._pool.errors",
+        "batchup._pool.shm",
+        "batchup._pool.pools",
+        "batchup._pool.stream",
+        "batchup._pool.parallel",
+        "batchup._pool.pickling",
+    ],
+)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_import_does_not_load_executors():
+    code = (
+        "import sys, batchup.work_pool\n"
+        "heavy = ('joblib', 'cloudpickle', 'concurrent.futures', 'mmap')\n"
+        "bad = [m for m in heavy if m in sys.modules]\n"
+        "print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert out.stdout.strip() == "[]", out.stderr
