@@ -92,18 +92,8 @@ class CIFAR100(dataset.H5Dataset):
                  val_upper: float = 1.0):
         n_val = dataset.check_n_val(n_val)
         path = dataset.fetch_or_raise(fetch_cifar100, "Could not load CIFAR-100 dataset")
-        f = self._open_h5(path)
-        try:
-            g = f.get_node("/" + GROUP)
-            train, val = dataset.split_tail([g.train_X_u8, g.train_y, g.train_y_coarse], n_val)
-            self.train_X_u8, self.train_y, self.train_y_coarse = train
-            self.val_X_u8, self.val_y, self.val_y_coarse = val
-            self.test_X_u8 = g.test_X_u8
-            self.test_y = g.test_y
-            self.test_y_coarse = g.test_y_coarse
+        g = self._load_splits(path, GROUP, n_val, ("X_u8", "y", "y_coarse"))
+        with self._closed_on_error():
             self.class_names = dataset.classnames_from_h5(g.class_names)
             self.class_names_coarse = dataset.classnames_from_h5(g.class_names_coarse)
-        except Exception:
-            self.close()
-            raise
         self._add_float_views(val_lower, val_upper, "train_X", "val_X", "test_X")

@@ -473,6 +473,32 @@ class H5Dataset:
         f = self._h5file
         return f if f is not None and f.isopen else None
 
+    @contextlib.contextmanager
+    def _closed_on_error(self):
+        """Close the file if the block fails, so a failed constructor leaks nothing."""
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def _load_splits(self, path: str, group: str, n_val: int, names: Sequence[str]):
+        """Open ``path`` and set ``train_<n>``, ``val_<n>`` and ``test_<n>`` for each name.
+
+        Training and validation come from the ``train_<n>`` nodes of ``group``
+        (the last ``n_val`` samples are validation, see :func:`split_tail`);
+        test attributes are the lazy ``test_<n>`` nodes. Returns the group node.
+        """
+        f = self._open_h5(path)
+        with self._closed_on_error():
+            g = f.get_node("/" + group)
+            train, val = split_tail([getattr(g, "train_" + n) for n in names], n_val)
+            for n, tr, va in zip(names, train, val, strict=True):
+                setattr(self, "train_" + n, tr)
+                setattr(self, "val_" + n, va)
+                setattr(self, "test_" + n, getattr(g, "test_" + n))
+        return g
+
     def _add_float_views(self, val_lower: float, val_upper: float, *names: str) -> None:
         from batchup.image.utils import ImageArrayUInt8ToFloat32
 

@@ -123,16 +123,7 @@ class MNISTBase(dataset.H5Dataset):
     def __init__(self, h5_path: str, n_val: int | None = 10000, val_lower: float = 0.0,
                  val_upper: float = 1.0):
         n_val = dataset.check_n_val(n_val)
-        f = self._open_h5(h5_path)
-        try:
-            g = f.get_node("/" + GROUP)
-            (self.train_X_u8, self.train_y), (self.val_X_u8, self.val_y) = dataset.split_tail(
-                [g.train_X_u8, g.train_y], n_val)
-            self.test_X_u8 = g.test_X_u8
-            self.test_y = g.test_y
-        except Exception:
-            self.close()
-            raise
+        self._load_splits(h5_path, GROUP, n_val, ("X_u8", "y"))
         self._add_float_views(val_lower, val_upper, "train_X", "val_X", "test_X")
 
 

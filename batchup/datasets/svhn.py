@@ -139,16 +139,7 @@ class SVHN(dataset.H5Dataset):
                  val_upper: float = 1.0):
         n_val = dataset.check_n_val(n_val)
         path = dataset.fetch_or_raise(fetch_svhn_train_test, "Could not load SVHN dataset")
-        f = self._open_h5(path)
-        try:
-            g = f.get_node("/" + GROUP)
-            (self.train_X_u8, self.train_y), (self.val_X_u8, self.val_y) = dataset.split_tail(
-                [g.train_X_u8, g.train_y], n_val)
-            self.test_X_u8 = g.test_X_u8
-            self.test_y = g.test_y
-        except Exception:
-            self.close()
-            raise
+        self._load_splits(path, GROUP, n_val, ("X_u8", "y"))
         self._add_float_views(val_lower, val_upper, "train_X", "val_X", "test_X")
 
 

@@ -70,13 +70,4 @@ class USPS(dataset.H5Dataset):
     def __init__(self, n_val: int | None = 729):
         n_val = dataset.check_n_val(n_val)
         path = dataset.fetch_or_raise(usps_data, "Could not load USPS dataset")
-        f = self._open_h5(path)
-        try:
-            g = f.get_node("/" + GROUP)
-            (self.train_X, self.train_y), (self.val_X, self.val_y) = dataset.split_tail(
-                [g.train_X, g.train_y], n_val)
-            self.test_X = g.test_X
-            self.test_y = g.test_y
-        except Exception:
-            self.close()
-            raise
+        self._load_splits(path, GROUP, n_val, ("X", "y"))
