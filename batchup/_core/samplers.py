@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .passes import PassBatchIterator
-from .rng import SeedPath, ShuffleRNG
+from .rng import SeedPath, ShuffleRNG, resolve_shuffle
 from .validate import as_index_array, check_batch_size, check_repeats, is_integer
 
 
@@ -91,6 +91,17 @@ class AbstractSampler:
         """Raise ``ValueError`` if this sampler would index past ``length`` samples."""
 
 
+def resolve_sampler_rng(shuffle_rng: Any) -> Any:
+    """Resolve what a sampler's shuffled iterator was given (a seed, a stream, ...)."""
+    rng = resolve_shuffle(shuffle_rng)
+    if rng is None:
+        raise ValueError(
+            f"shuffle_rng must be a seed or a random generator for shuffled iteration, "
+            f"not {shuffle_rng!r}; use in_order_indices_batch_iterator for in-order batches"
+        )
+    return rng
+
+
 def _check_drop_last(drop_last: Any) -> bool:
     if not isinstance(drop_last, (bool, np.bool_)):
         raise TypeError(f"drop_last must be True or False, not {drop_last!r}")
@@ -166,8 +177,9 @@ class StandardSampler(AbstractSampler):
     ) -> Iterator[np.ndarray]:
         batch_size = check_batch_size(batch_size)
         drop_last = _check_drop_last(drop_last)
+        rng = resolve_sampler_rng(shuffle_rng)
         return PassBatchIterator(
-            lambda p: self._permute(shuffle_rng, p), self.length, batch_size, self.repeats,
+            lambda p: self._permute(rng, p), self.length, batch_size, self.repeats,
             drop_last,
         )
 

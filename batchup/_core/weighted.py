@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from .rng import SeedPath, ShuffleRNG, uniform_sampler
-from .samplers import AbstractSampler, InOrderNotSupportedError, _check_drop_last
+from .samplers import (
+    AbstractSampler,
+    InOrderNotSupportedError,
+    _check_drop_last,
+    resolve_sampler_rng,
+)
 from .validate import as_index_array, check_batch_size, check_labels, check_weights
 
 #: With a seed, uniforms are drawn for this many batches at a time from a
@@ -126,7 +131,8 @@ class WeightedSampler(AbstractSampler):
     ) -> Iterator[np.ndarray]:
         _check_drop_last(drop_last)
         return _WeightedBatchIterator(self._cdf, self.weights, None,
-                                      check_batch_size(batch_size), shuffle_rng)
+                                      check_batch_size(batch_size),
+                                      resolve_sampler_rng(shuffle_rng))
 
     @staticmethod
     def class_balancing_sample_weights(y: Any, n_classes: int | None = None) -> np.ndarray:
@@ -229,7 +235,8 @@ class WeightedSubsetSampler(AbstractSampler):
     ) -> Iterator[np.ndarray]:
         _check_drop_last(drop_last)
         return _WeightedBatchIterator(self._cdf, self.sub_weights, self.indices,
-                                      check_batch_size(batch_size), shuffle_rng)
+                                      check_batch_size(batch_size),
+                                      resolve_sampler_rng(shuffle_rng))
 
     @staticmethod
     def class_balancing_sampler(
