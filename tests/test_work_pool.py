@@ -420,6 +420,121 @@ def test_task_rng_outside_a_task_is_a_generator():
     assert isinstance(work_pool.task_rng(), np.random.Generator)
 
 
+# ----------------------------------------------------------------- chunked tasks
+
+
+def test_chunk_size_rejected_when_not_positive_int(pool):
+    with pytest.raises(ValueError, match="tasks_per_chunk"):
+        pool.work_stream([(helpers.square, (1,))], tasks_per_chunk=0)
+    with pytest.raises(TypeError, match="tasks_per_chunk"):
+        pool.work_stream([(helpers.square, (1,))], tasks_per_chunk=1.5)
+    with pytest.raises(ValueError, match="batches_per_chunk"):
+        pool.parallel_data_source(data_source.ArrayDataSource([np.arange(3)]), 4, -1)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8])
+def test_chunked_work_stream_keeps_task_order(pool, chunk):
+    tasks = [(helpers.square, (k,)) for k in range(23)]
+    got = list(pool.work_stream(tasks, task_buffer_size=6, tasks_per_chunk=chunk).retrieve_iter())
+    assert got == [k * k for k in range(23)]
+
+
+@pytest.mark.parametrize("chunk", [2, 3, 4])
+def test_chunked_parallel_source_same_batches_as_serial(proc_pool, chunk):
+    X, y = _X(53)
+    ds = data_source.ArrayDataSource([X, y])
+    par = proc_pool.parallel_data_source(ds, batch_buffer_size=6, batches_per_chunk=chunk)
+    got = list(par.batch_iterator(5, shuffle=np.random.RandomState(3)))
+    _assert_same_batches(got, ds.batch_iterator(5, shuffle=np.random.RandomState(3)))
+
+
+def test_chunks_group_tasks_into_one_message(proc_pool):
+    stream = proc_pool.work_stream(
+        [(helpers.square, (k,)) for k in range(20)], task_buffer_size=8, tasks_per_chunk=3
+    )
+    pending = list(stream._pending)
+    # 8 slots of buffer hold two chunks of 3; the rest waits for room.
+    assert len(pending) == 6
+    assert len({id(h.chunk) for h in pending}) == 2
+    assert list(stream.retrieve_iter()) == [k * k for k in range(20)]
+
+
+def _chunked_augment_runs(augment, configs):
+    X, y = _X(40)
+    ds = data_source.ArrayDataSource([X.astype(np.float64), y]).map(augment)
+    results = []
+    for n, chunk in configs:
+        with work_pool.WorkerProcessPool(n, seed=123) as pool:
+            par = pool.parallel_data_source(ds, batch_buffer_size=6, batches_per_chunk=chunk)
+            results.append(list(par.batch_iterator(6, shuffle=np.random.RandomState(5))))
+    return results
+
+
+@pytest.mark.parametrize("augment", [helpers.augment_legacy, helpers.augment_task_rng])
+def test_chunking_keeps_per_batch_random_streams(augment):
+    # The same augmented batches for every chunk size and number of workers.
+    configs = [(1, 1), (1, 3), (2, 2), (4, 1), (4, 4), (2, None)]
+    runs = _chunked_augment_runs(augment, configs)
+    for other in runs[1:]:
+        _assert_same_batches(other, runs[0])
+
+
+def test_chunked_process_batches_match_thread_batches():
+    (p,) = _chunked_augment_runs(helpers.augment_task_rng, [(2, 3)])
+    (t,) = _augment_runs(work_pool.WorkerThreadPool, (2,), helpers.augment_task_rng)
+    _assert_same_batches(p, t)
+
+
+def test_auto_chunks_grow_for_short_tasks_only():
+    X = np.arange(400, dtype=np.float64)
+    ds = data_source.ArrayDataSource([X])
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(ds, batch_buffer_size=16)
+        it = par.batch_iterator(4)
+        # Nothing timed yet: one task per message.
+        assert len({id(h.chunk) for h in it._stream._pending}) == 16
+        list(it)
+        assert par._timer.per_task is not None
+        # Short tasks, timed: chunks of up to 16 // (2 * 2) = 4 batches.
+        it = par.batch_iterator(4)
+        assert len({id(h.chunk) for h in it._stream._pending}) == 4
+        _assert_same_batches(list(it), ds.batch_iterator(4))
+        # Long tasks are never grouped.
+        par._timer.per_task = 1.0
+        it = par.batch_iterator(4)
+        assert len({id(h.chunk) for h in it._stream._pending}) == 16
+        it.close()
+
+
+def test_chunk_frees_each_result_before_the_next_task():
+    # Two large results alive at once would grow the worker's heap, and malloc would then
+    # hand every task fresh (page-faulting) memory.
+    with work_pool.WorkerProcessPool(1) as pool:
+        tasks = [(helpers.previous_result_alive, (k,)) for k in range(12)]
+        out = list(pool.work_stream(tasks, task_buffer_size=12, tasks_per_chunk=4).retrieve_iter())
+    assert [int(big[0]) for _, big in out] == list(range(12))
+    assert not any(bool(alive[0]) for alive, _ in out)
+
+
+def test_thread_pools_accept_and_ignore_chunk_size(thread_pool):
+    stream = thread_pool.work_stream(
+        [(helpers.square, (k,)) for k in range(10)], task_buffer_size=4, tasks_per_chunk=2
+    )
+    assert list(stream.retrieve_iter()) == [k * k for k in range(10)]
+
+
+def test_chunked_slots_stay_bounded():
+    X = np.arange(400 * 1024, dtype=np.float32).reshape(400, 1024)
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(
+            data_source.ArrayDataSource([X]), batch_buffer_size=6, batches_per_chunk=2
+        )
+        for _ in range(5):
+            for (b,) in par.batch_iterator(8):
+                assert b.shape == (8, 1024)
+        assert pool._state.ring.created <= 6 + 2 + 2 + 2
+
+
 # ----------------------------------------------------------------- shared memory
 
 

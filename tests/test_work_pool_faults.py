@@ -86,6 +86,50 @@ def test_exception_in_map_function_of_parallel_source():
             next(it)
 
 
+@pytest.mark.parametrize("chunk", [2, 4])
+def test_exception_in_the_middle_of_a_chunk_is_raised_at_its_task(chunk):
+    with work_pool.WorkerProcessPool(2) as pool:
+        tasks = [(helpers.fail_on, (k, 5)) for k in range(12)]
+        it = pool.work_stream(tasks, task_buffer_size=8, tasks_per_chunk=chunk).retrieve_iter()
+        assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+        with pytest.raises(ValueError, match="bad task 5") as info:
+            next(it)
+        assert "fail_on" in info.value.worker_traceback
+        assert list(it) == []
+        ring = pool._state.ring
+        # Every slot of the failed iteration went back to the ring.
+        assert helpers.wait_until(lambda: len(ring._free) == ring.created)
+        assert list(pool.work_stream([(helpers.square, (k,)) for k in range(5)], 4, 2)
+                    .retrieve_iter()) == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.parametrize("chunk", [1, 4])
+def test_unpicklable_result_mid_chunk_is_raised_at_its_task(chunk):
+    with work_pool.WorkerProcessPool(1) as pool:
+        tasks = [(helpers.unpicklable_result_on, (k, 2)) for k in range(8)]
+        it = pool.work_stream(tasks, task_buffer_size=8, tasks_per_chunk=chunk).retrieve_iter()
+        assert [next(it), next(it)] == [0, 1]
+        with pytest.raises(Exception, match="pickle"):
+            next(it)
+        assert list(it) == []
+
+
+def test_exception_in_map_function_mid_chunk_of_parallel_source():
+    def bad_map(x):
+        if x[0] >= 12:
+            raise KeyError("no such sample")
+        return (x,)
+
+    ds = data_source.ArrayDataSource([np.arange(30)]).map(bad_map)
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(ds, batch_buffer_size=6, batches_per_chunk=3)
+        it = par.batch_iterator(3)
+        assert [next(it)[0].tolist() for _ in range(4)] == [[0, 1, 2], [3, 4, 5], [6, 7, 8],
+                                                             [9, 10, 11]]
+        with pytest.raises(KeyError, match="no such sample"):
+            next(it)
+
+
 # ----------------------------------------------------------------- dead workers
 
 
@@ -118,6 +162,21 @@ def test_killed_worker_in_parallel_source():
             list(par.batch_iterator(4))
         ok = pool.parallel_data_source(data_source.ArrayDataSource([np.arange(6)]))
         assert [b[0].tolist() for b in ok.batch_iterator(3)] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_killed_worker_in_chunked_parallel_source():
+    def deadly(x):
+        if 9 in x:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (x,)
+
+    ds = data_source.ArrayDataSource([np.arange(40)]).map(deadly)
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(ds, batch_buffer_size=8, batches_per_chunk=2)
+        with pytest.raises(work_pool.WorkerCrashedError):
+            list(par.batch_iterator(2))
+        ok = pool.parallel_data_source(data_source.ArrayDataSource([np.arange(6)]), 4, 2)
+        assert [b[0].tolist() for b in ok.batch_iterator(2)] == [[0, 1], [2, 3], [4, 5]]
 
 
 # ----------------------------------------------------------------- lifecycle
@@ -167,6 +226,27 @@ def test_abandoned_iterator_cancels_pending_work_and_leaves_no_process():
         assert len(pids) == 2
     assert helpers.wait_gone(pids) == []
     assert not set(pids) & set(helpers.children_of(os.getpid()))
+
+
+def test_abandoned_chunked_iterator_cancels_pending_chunks_and_frees_slots():
+    X = np.arange(64 * 1024, dtype=np.float64).reshape(64, 1024)
+    slow = data_source.ArrayDataSource([X]).map(lambda x: (__import__("time").sleep(0.1), (x,))[1])
+    with work_pool.WorkerProcessPool(2) as pool:
+        par = pool.parallel_data_source(slow, batch_buffer_size=24, batches_per_chunk=2)
+        it = par.batch_iterator(2)
+        pending = list(it._stream._pending)
+        (first,) = next(it)
+        np.testing.assert_array_equal(first, X[:2])
+        del it, first
+        gc.collect()
+        # Chunks not started are cancelled (workers run two, loky's call queue holds three).
+        assert len({id(h.chunk) for h in pending}) == 12
+        assert sum(h.future.cancelled() for h in pending) >= 2 * 5
+        ring = pool._state.ring
+        assert helpers.wait_until(lambda: len(ring._free) == ring.created, timeout=10)
+        assert [b[0].tolist() for b in pool.parallel_data_source(
+            data_source.ArrayDataSource([np.arange(4)]), 4, 2).batch_iterator(2)] == [[0, 1],
+                                                                                    [2, 3]]
 
 
 def test_closed_iterator_cancels_pending_work():
@@ -280,9 +360,9 @@ def test_start_method(method):
         lambda x, y: (x + work_pool.task_rng().normal(), y)
     )
     results = []
-    for n in (1, 2):
+    for n, chunk in ((1, None), (2, 2)):
         with work_pool.WorkerProcessPool(n, seed=3, start_method=method) as pool:
-            par = pool.parallel_data_source(ds, batch_buffer_size=4)
+            par = pool.parallel_data_source(ds, batch_buffer_size=4, batches_per_chunk=chunk)
             results.append(list(par.batch_iterator(6, shuffle=np.random.RandomState(2))))
             with pytest.raises(ValueError, match="bad task 1"):
                 list(

@@ -7,7 +7,13 @@ from typing import Any
 from batchup._core.sources import AbstractDataSource
 
 from .randomness import entropy_from_shuffle
-from .stream import WorkStream, WorkStreamIterator, _check_buffer_size
+from .stream import (
+    TaskTimer,
+    WorkStream,
+    WorkStreamIterator,
+    _check_buffer_size,
+    _check_chunk_size,
+)
 
 __all__ = ["ParallelDataSource"]
 
@@ -36,6 +42,15 @@ class ParallelDataSource(AbstractDataSource):
         How many batches are prepared ahead of the consumer.
     pool : AbstractWorkerPool
         The pool that prepares the batches.
+    batches_per_chunk : int or None
+        Process pools send this many consecutive index batches to a worker in
+        one message. ``None`` (the default) chooses automatically from how long
+        the workers take per batch (remembered from one iteration to the next):
+        enough batches to keep a worker busy about 10 ms, at most
+        ``batch_buffer_size // (2 * processes)``. Each batch keeps its own
+        position and random stream, so the batches are identical whatever the
+        chunk size; they are still delivered one at a time, in order. Thread
+        pools ignore it.
 
     Examples
     --------
@@ -48,7 +63,13 @@ class ParallelDataSource(AbstractDataSource):
     [[5, 2, 1, 3], [0, 4]]
     """
 
-    def __init__(self, ds: AbstractDataSource, batch_buffer_size: int, pool: Any) -> None:
+    def __init__(
+        self,
+        ds: AbstractDataSource,
+        batch_buffer_size: int,
+        pool: Any,
+        batches_per_chunk: int | None = None,
+    ) -> None:
         from .pools import AbstractWorkerPool
 
         if not isinstance(ds, AbstractDataSource):
@@ -63,6 +84,8 @@ class ParallelDataSource(AbstractDataSource):
             )
         self._ds = ds
         self._batch_buffer_size = _check_buffer_size("batch_buffer_size", batch_buffer_size)
+        self._batches_per_chunk = _check_chunk_size("batches_per_chunk", batches_per_chunk)
+        self._timer = TaskTimer()
         self._pool = pool
         self._shared_ds = pool.shared_constant(ds)
 
@@ -111,7 +134,9 @@ class ParallelDataSource(AbstractDataSource):
             self._pool,
             tasks,
             self._batch_buffer_size,
+            self._batches_per_chunk,
             entropy=entropy_from_shuffle(shuffle),
+            timer=self._timer,
         )
         return stream.retrieve_iter()
 

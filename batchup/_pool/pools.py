@@ -32,6 +32,16 @@ Design note: lifecycle of a process pool
 * An abandoned stream (``break``, ``del``, garbage collection) cancels its
   pending futures; a task already running finishes and its slot goes back to
   the ring when its future completes.
+* Chunks: a stream may send several consecutive tasks to a worker as one loky
+  task (``run_chunk_in_process``): one submit, one pickled call, one result
+  message and a handful of thread switches in the consumer for the lot,
+  instead of per task -- on a 2-core machine every millisecond the consumer
+  spends there is taken from the workers. Each task of a chunk keeps its own
+  slot, position (hence random stream) and handle; handles share the chunk's
+  future. The first task that raises ends the chunk (its stream ends there
+  anyway); a worker that dies fails the whole chunk, like every other pending
+  task. Cancelling works per chunk: a chunk not yet handed to a worker is
+  cancelled as a whole, and each of its tasks gives its slot back.
 """
 
 from __future__ import annotations
@@ -105,6 +115,20 @@ class AbstractWorkerPool:
     ) -> Any:
         raise NotImplementedError
 
+    def _submit_chunk(
+        self, tasks: list[tuple[Callable, tuple, dict, int]], entropy: tuple | None, timer: Any
+    ) -> list[Any]:
+        """Submit consecutive tasks ``(fn, args, kwargs, position)``; one handle per task.
+
+        Pools without inter-process costs submit them one by one; process pools
+        send them to one worker as a single message.
+        """
+        return [self._submit(fn, args, kwargs, entropy, pos) for fn, args, kwargs, pos in tasks]
+
+    def _max_auto_chunk(self, buffer_size: int) -> int:
+        """Most tasks an automatic chunk may hold for a stream buffering ``buffer_size``."""
+        return 1
+
     def close(self) -> None:
         """Stop the workers; pending work is cancelled. Safe to call twice."""
         raise NotImplementedError
@@ -124,8 +148,12 @@ class AbstractWorkerPool:
             self._iterations += 1
         return (self.seed, n)
 
-    def work_stream(self, task_generator: Any, task_buffer_size: int = 20) -> WorkStream:
+    def work_stream(
+        self, task_generator: Any, task_buffer_size: int = 20, tasks_per_chunk: int | None = None
+    ) -> WorkStream:
         """Run tasks on this pool, ``task_buffer_size`` ahead, results in task order.
+
+        ``tasks_per_chunk`` (process pools): see :class:`~batchup.work_pool.WorkStream`.
 
         Examples
         --------
@@ -135,10 +163,18 @@ class AbstractWorkerPool:
         """
         from .stream import WorkStream
 
-        return WorkStream(self, task_generator, task_buffer_size=task_buffer_size)
+        return WorkStream(
+            self, task_generator, task_buffer_size=task_buffer_size, tasks_per_chunk=tasks_per_chunk
+        )
 
-    def parallel_data_source(self, ds: Any, batch_buffer_size: int = 20) -> ParallelDataSource:
+    def parallel_data_source(
+        self, ds: Any, batch_buffer_size: int = 20, batches_per_chunk: int | None = None
+    ) -> ParallelDataSource:
         """Wrap a random-access data source so its batches are prepared by this pool.
+
+        ``batches_per_chunk`` (process pools): how many consecutive batches a
+        worker prepares per message; ``None`` chooses automatically (see
+        :class:`~batchup.work_pool.ParallelDataSource`).
 
         Examples
         --------
@@ -151,7 +187,7 @@ class AbstractWorkerPool:
         """
         from .parallel import ParallelDataSource
 
-        return ParallelDataSource(ds, batch_buffer_size, self)
+        return ParallelDataSource(ds, batch_buffer_size, self, batches_per_chunk)
 
     def __enter__(self):  # noqa: ANN204 - returns the concrete subclass
         return self
@@ -485,18 +521,10 @@ def _tolerate_late_exceptions(future: Any) -> None:
     future.set_exception = set_exception
 
 
-class _ProcessPending:
-    __slots__ = ("future", "slot", "ring", "position", "keepalive")
+class _Lazy:
+    """Names a process pool needs per task, imported on first use (not at import time)."""
 
-    def __init__(
-        self, future: Any, slot: shm.Slot, ring: shm.SlotRing, position: int, keepalive: tuple
-    ) -> None:
-        self.future, self.slot, self.ring, self.position = future, slot, ring, position
-        # The task's shared constants: their files must outlive the task even if
-        # the user dropped the data source that made them.
-        self.keepalive = keepalive
-
-    def result(self) -> Any:
+    def __init__(self) -> None:
         from concurrent.futures import CancelledError
 
         from joblib.externals.loky.process_executor import (
@@ -504,19 +532,68 @@ class _ProcessPending:
             ShutdownExecutorError,
         )
 
-        from . import shm
         from .errors import TaskFailure, rebuild
+        from .shm import decode_result
+        from .worker import run_chunk_in_process
 
+        self.CancelledError = CancelledError
+        self.BrokenProcessPool = BrokenProcessPool
+        self.ShutdownExecutorError = ShutdownExecutorError
+        self.TaskFailure = TaskFailure
+        self.rebuild = rebuild
+        self.decode_result = decode_result
+        self.run_chunk_in_process = run_chunk_in_process
+
+
+_lazy_names: _Lazy | None = None
+
+
+def _lazy() -> _Lazy:
+    global _lazy_names
+    if _lazy_names is None:
+        _lazy_names = _Lazy()
+    return _lazy_names
+
+
+class _Chunk:
+    """One message to a worker: consecutive tasks of a stream, and what they keep alive."""
+
+    __slots__ = ("future", "timer", "keepalive")
+
+    def __init__(self, future: Any, timer: Any, keepalive: tuple) -> None:
+        self.future, self.timer = future, timer
+        # The tasks' shared constants: their files must outlive the tasks even if
+        # the user dropped the data source that made them.
+        self.keepalive = keepalive
+
+
+class _ProcessPending:
+    """The handle of one task of a chunk: its own slot, its own result or failure."""
+
+    __slots__ = ("chunk", "index", "slot", "ring", "position")
+
+    def __init__(
+        self, chunk: _Chunk, index: int, slot: shm.Slot, ring: shm.SlotRing, position: int
+    ) -> None:
+        self.chunk, self.index, self.position = chunk, index, position
+        self.slot, self.ring = slot, ring
+
+    @property
+    def future(self) -> Any:
+        return self.chunk.future
+
+    def result(self) -> Any:
+        lazy = _lazy()
         try:
-            encoded = self.future.result()
-        except BrokenProcessPool as exc:
+            encoded, seconds = self.chunk.future.result()
+        except lazy.BrokenProcessPool as exc:
             self.ring.release(self.slot)
             raise WorkerCrashedError(
                 f"a worker process died while the pool was running task {self.position} "
                 f"(killed, crashed or out of memory); the pool starts new workers on its "
                 f"next use. Cause: {exc}"
             ) from exc
-        except (CancelledError, ShutdownExecutorError) as exc:
+        except (lazy.CancelledError, lazy.ShutdownExecutorError) as exc:
             self.ring.release(self.slot)
             raise RuntimeError(
                 f"task {self.position} did not run: the pool was closed ({exc!r})"
@@ -525,16 +602,22 @@ class _ProcessPending:
             # e.g. the task or its result could not be pickled: loky's own error.
             self.ring.release(self.slot)
             raise
-        if type(encoded) is TaskFailure:
+        if self.index == 0 and self.chunk.timer is not None and encoded:
+            self.chunk.timer.record(seconds, len(encoded))
+        if self.index >= len(encoded):  # pragma: no cover - the stream stops at the failure
             self.ring.release(self.slot)
-            raise rebuild(encoded)
-        return shm.decode_result(encoded, self.ring, self.slot)
+            raise RuntimeError(f"task {self.position} did not run: an earlier task failed")
+        item = encoded[self.index]
+        if type(item) is lazy.TaskFailure:
+            self.ring.release(self.slot)
+            raise lazy.rebuild(item)
+        return lazy.decode_result(item, self.ring, self.slot)
 
     def cancel(self) -> None:
-        if not self.future.cancel():
+        if not self.chunk.future.cancel():
             # Running or done: the slot comes back when the worker is finished with it.
             ring, slot = self.ring, self.slot
-            self.future.add_done_callback(lambda _f: ring.release(slot))
+            self.chunk.future.add_done_callback(lambda _f: ring.release(slot))
         else:
             self.ring.release(self.slot)
 
@@ -605,33 +688,54 @@ class WorkerProcessPool(AbstractWorkerPool):
         assert state.ring is not None
         state.ring.want_idle(n + self.processes + 2)
 
+    def _max_auto_chunk(self, buffer_size: int) -> int:
+        # At least two chunks per worker in flight, so none waits for the consumer.
+        return max(1, buffer_size // (2 * self.processes))
+
     def _submit(
         self, fn: Callable, args: tuple, kwargs: dict, entropy: tuple | None, position: int
     ) -> _ProcessPending:
-        from joblib.externals.loky.process_executor import BrokenProcessPool
+        return self._submit_chunk([(fn, args, kwargs, position)], entropy, None)[0]
 
-        from .worker import run_in_process
-
+    def _submit_chunk(
+        self, tasks: list[tuple[Callable, tuple, dict, int]], entropy: tuple | None, timer: Any
+    ) -> list[_ProcessPending]:
+        lazy = _lazy()
         state = self._state
         executor = state.ensure()
-        keepalive = tuple(x for x in (*args, *kwargs.values()) if type(x) is SharedConstant)
-        args = tuple(self._resolve(a, state) for a in args)
-        kwargs = {k: self._resolve(v, state) for k, v in kwargs.items()}
-        assert state.ring is not None
-        slot = state.ring.acquire()
-        call = (run_in_process, fn, args, kwargs, entropy, position, slot.path)
+        ring = state.ring
+        assert ring is not None
+        keepalive: list[SharedConstant] = []
+        items = []
+        slots: list[shm.Slot] = []
         try:
-            future = executor.submit(*call)
-        except BrokenProcessPool:
-            # A worker died between our check and the submit: start afresh once.
-            executor = state.ensure()
-            future = executor.submit(*call)
+            for fn, args, kwargs, position in tasks:
+                for x in (*args, *kwargs.values()):
+                    if type(x) is SharedConstant and x not in keepalive:
+                        keepalive.append(x)
+                args = tuple(self._resolve(a, state) for a in args)
+                if kwargs:
+                    kwargs = {k: self._resolve(v, state) for k, v in kwargs.items()}
+                slot = ring.acquire()
+                slots.append(slot)
+                items.append((fn, args, kwargs, position, slot.path))
+            try:
+                future = executor.submit(lazy.run_chunk_in_process, entropy, items)
+            except lazy.BrokenProcessPool:
+                # A worker died between our check and the submit: start afresh once.
+                executor = state.ensure()
+                future = executor.submit(lazy.run_chunk_in_process, entropy, items)
         except BaseException:
-            state.ring.release(slot)
+            for slot in slots:
+                ring.release(slot)
             raise
         _tolerate_late_exceptions(future)
         _install_exit_hook()
-        return _ProcessPending(future, slot, state.ring, position, keepalive)
+        chunk = _Chunk(future, timer, tuple(keepalive))
+        return [
+            _ProcessPending(chunk, k, slot, ring, item[3])
+            for k, (slot, item) in enumerate(zip(slots, items, strict=True))
+        ]
 
     @property
     def closed(self) -> bool:

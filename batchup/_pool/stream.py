@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import weakref
 from collections import deque
@@ -17,6 +18,39 @@ def _check_buffer_size(name: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive int, not {value!r}")
     return int(value)
+
+
+def _check_chunk_size(name: str, value: object) -> int | None:
+    if value is None:
+        return None
+    return _check_buffer_size(name, value)
+
+
+#: An automatic chunk aims to keep a worker busy this long (seconds) per message.
+CHUNK_SECONDS = 0.01
+
+
+class TaskTimer:
+    """Running estimate of the seconds a worker spends per task, fed by finished chunks.
+
+    A :class:`~batchup.work_pool.ParallelDataSource` keeps one across its
+    iterations, so an epoch starts with the chunk size the last one settled on.
+
+    Examples
+    --------
+    >>> t = TaskTimer()
+    >>> t.record(0.03, 3); round(t.per_task, 3)
+    0.01
+    """
+
+    __slots__ = ("per_task",)
+
+    def __init__(self) -> None:
+        self.per_task: float | None = None
+
+    def record(self, seconds: float, tasks: int) -> None:
+        x = seconds / max(tasks, 1)
+        self.per_task = x if self.per_task is None else 0.75 * self.per_task + 0.25 * x
 
 
 def _as_iterator(task_generator: Any) -> Iterator:
@@ -79,6 +113,15 @@ class WorkStream:
         Yields tasks ``(fn,)``, ``(fn, args)`` or ``(fn, args, kwargs)``.
     task_buffer_size : int
         How many tasks are kept submitted ahead of the consumer.
+    tasks_per_chunk : int or None
+        Process pools send this many consecutive tasks to a worker in one
+        message (fewer messages, less work for the consumer). ``None`` (the
+        default) chooses automatically: one task per message until the workers
+        have timed a few, then enough tasks to keep a worker busy about 10 ms,
+        at most ``task_buffer_size // (2 * processes)``, so that tasks that take
+        long are never grouped. Each task keeps its own position, random stream
+        and result; results still come one task at a time, in order. Thread
+        pools ignore it.
 
     Notes
     -----
@@ -104,8 +147,10 @@ class WorkStream:
         worker_pool: Any,
         task_generator: Any,
         task_buffer_size: int = 20,
+        tasks_per_chunk: int | None = None,
         *,
         entropy: tuple[int, ...] | None = None,
+        timer: TaskTimer | None = None,
     ) -> None:
         from .pools import AbstractWorkerPool
 
@@ -115,6 +160,10 @@ class WorkStream:
                 f"not {type(worker_pool).__name__}"
             )
         self._buffer_size = _check_buffer_size("task_buffer_size", task_buffer_size)
+        chunk = _check_chunk_size("tasks_per_chunk", tasks_per_chunk)
+        self._fixed_chunk = None if chunk is None else min(chunk, self._buffer_size)
+        self._timer = timer if timer is not None else TaskTimer()
+        self._auto_cap = worker_pool._max_auto_chunk(self._buffer_size)
         worker_pool._check_open()
         self._pool = worker_pool
         self._tasks: Iterator | None = _as_iterator(task_generator)
@@ -130,24 +179,45 @@ class WorkStream:
         """Root of this stream's per-task random streams."""
         return self._entropy
 
+    def _chunk_size(self) -> int:
+        if self._fixed_chunk is not None:
+            return self._fixed_chunk
+        per_task = self._timer.per_task
+        if self._auto_cap <= 1 or per_task is None:
+            return 1
+        return max(1, min(self._auto_cap, math.ceil(CHUNK_SECONDS / max(per_task, 1e-6))))
+
     def _fill(self) -> None:
-        while self._tasks is not None and len(self._pending) < self._buffer_size:
-            try:
-                task = next(self._tasks)
-            except StopIteration:
-                self._tasks = None
+        while self._tasks is not None:
+            size = self._chunk_size()
+            if self._buffer_size - len(self._pending) < size:
                 break
-            except BaseException:
-                self.close()
-                raise
+            chunk = []
+            while len(chunk) < size:
+                try:
+                    task = next(self._tasks)
+                except StopIteration:
+                    self._tasks = None
+                    break
+                except BaseException:
+                    self.close()
+                    raise
+                position = self._position + len(chunk)
+                try:
+                    fn, args, kwargs = _unpack(task, position)
+                except BaseException:
+                    self.close()
+                    raise
+                chunk.append((fn, args, kwargs, position))
+            if not chunk:
+                break
             try:
-                fn, args, kwargs = _unpack(task, self._position)
-                handle = self._pool._submit(fn, args, kwargs, self._entropy, self._position)
+                handles = self._pool._submit_chunk(chunk, self._entropy, self._timer)
             except BaseException:
                 self.close()
                 raise
-            self._pending.append(handle)
-            self._position += 1
+            self._pending.extend(handles)
+            self._position += len(chunk)
 
     def _next(self) -> Any:
         """Next result; raises ``StopIteration`` when the stream is done."""

@@ -12,7 +12,7 @@ from . import shm
 from .errors import capture
 from .randomness import task_scope
 
-__all__ = ["init_process_worker", "run_in_process", "run_in_thread"]
+__all__ = ["init_process_worker", "run_chunk_in_process", "run_in_thread"]
 
 
 def init_process_worker(consumer_pid: int) -> None:
@@ -61,24 +61,54 @@ def _resolve(x: Any) -> Any:
     return shm.load_constant(x) if type(x) is shm.ConstantRef else x
 
 
-def run_in_process(
-    fn: Any,
-    args: tuple,
-    kwargs: dict,
-    entropy: tuple[int, ...] | None,
-    position: int,
-    slot_path: str | None,
-) -> Any:
-    """Run one task in a worker process; never raises (failures are returned)."""
+def run_chunk_in_process(
+    entropy: tuple[int, ...] | None, items: list[tuple]
+) -> tuple[list, float]:
+    """Run consecutive tasks of one stream in a worker process; never raises.
+
+    ``items`` holds ``(fn, args, kwargs, position, slot_path)`` per task. Each
+    task runs in its own random scope (its own ``position``), exactly as if it
+    had been sent alone, and its result goes to its own slot. Returns the
+    encoded results in order plus the seconds spent; the first task that
+    raises ends the chunk: its :class:`~batchup._pool.errors.TaskFailure` is
+    the last entry and the tasks after it are not run (their stream ends at
+    that failure anyway).
+    """
     shm.sweep_worker_caches()
+    start = time.perf_counter()
+    out: list = []
+    for fn, args, kwargs, position, slot_path in items:
+        try:
+            args = tuple(_resolve(a) for a in args)
+            if kwargs:
+                kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+            with task_scope(entropy, position, seed_legacy=True):
+                result = fn(*args, **kwargs)
+            encoded = shm.encode_result(result, slot_path)
+            if len(items) > 1 and type(encoded) is shm.InlineResult:
+                # One unpicklable result would fail the whole chunk's message: fail
+                # this task instead, as if it had been sent alone.
+                _check_picklable(encoded)
+            out.append(encoded)
+            # Free this result before the next task makes its own: two large
+            # results alive at once grow the heap past malloc's trim threshold,
+            # and every task then pays page faults for fresh memory.
+            del result, encoded, args, kwargs
+        except Exception as exc:
+            out.append(capture(exc))
+            break
+    return out, time.perf_counter() - start
+
+
+def _check_picklable(value: Any) -> None:
+    import pickle
+
     try:
-        args = tuple(_resolve(a) for a in args)
-        kwargs = {k: _resolve(v) for k, v in kwargs.items()}
-        with task_scope(entropy, position, seed_legacy=True):
-            result = fn(*args, **kwargs)
-        return shm.encode_result(result, slot_path)
-    except Exception as exc:
-        return capture(exc)
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        from .pickling import cloudpickle
+
+        cloudpickle().dumps(value)  # what loky uses; raises if the result cannot travel
 
 
 def run_in_thread(
