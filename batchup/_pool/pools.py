@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import signal
 import threading
 import weakref
 from collections.abc import Callable
@@ -434,9 +435,11 @@ def _stop_executor(executor: Any) -> None:
     processes = list(getattr(executor, "_processes", {}).values())
     executor.shutdown(wait=False)
     for process in processes:
+        # os.kill rather than process.kill(): not every loky launcher's process
+        # object implements kill(), and a silent no-op here delays close().
         try:
-            process.kill()
-        except Exception:  # already gone
+            os.kill(process.pid, signal.SIGKILL)
+        except (OSError, TypeError):  # already gone, or never started
             pass
     executor.shutdown(wait=True)
 
