@@ -1,4 +1,4 @@
-"""Shared fixtures for the data-source and sampling tests.
+"""Shared fixtures: golden batches of batchup 0.2.3, RNG helpers, a loopback server.
 
 The golden file ``tests/golden/batchup_023.json`` holds batches recorded by
 running batchup 0.2.3 itself (outside this repository) with
@@ -14,6 +14,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from _loopback import LoopbackServer, isolate_home
 
 GOLDEN_PATH = pathlib.Path(__file__).parent / "golden" / "batchup_023.json"
 
@@ -259,3 +260,17 @@ def golden_replay(global_rng_state):
             _replay_iteration(case, strict_dtype)
 
     return replay
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A loopback HTTP server for the dataset tests, one per test module."""
+    s = LoopbackServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    """A private BATCHUP_HOME (and no user config) for one test."""
+    return isolate_home(monkeypatch, tmp_path)

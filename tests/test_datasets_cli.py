@@ -8,22 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from _loopback import LoopbackServer, isolate_home, mnist_files, serve_dataset, with_urls
+from _loopback import mnist_files, serve_dataset, with_urls
 
 from batchup import config
 from batchup.datasets import cli, registry
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = LoopbackServer()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def home(monkeypatch, tmp_path):
-    return isolate_home(monkeypatch, tmp_path)
 
 
 def run(*argv):

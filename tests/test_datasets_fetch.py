@@ -11,24 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
-from _loopback import LoopbackServer, isolate_home, mnist_files, serve_dataset, sha256, with_urls
+from _loopback import mnist_files, serve_dataset, sha256, with_urls
 
 from batchup import config
 from batchup.datasets import _h5, dataset, mnist, registry
 
 LABELS = "t10k-labels-idx1-ubyte.gz"
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = LoopbackServer()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def home(monkeypatch, tmp_path):
-    return isolate_home(monkeypatch, tmp_path)
 
 
 def _fetch_one(server, name, data, mirrors):

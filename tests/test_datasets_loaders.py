@@ -5,10 +5,8 @@ import os
 import numpy as np
 import pytest
 from _loopback import (
-    LoopbackServer,
     cifar10_tarball,
     cifar100_tarball,
-    isolate_home,
     mnist_files,
     serve_dataset,
     stl_tarball,
@@ -20,18 +18,6 @@ from _loopback import (
 from batchup import config
 from batchup.datasets import cifar10, cifar100, fashion_mnist, mnist, registry, stl, svhn, usps
 from batchup.image.utils import ImageArrayUInt8ToFloat32
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = LoopbackServer()
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def home(monkeypatch, tmp_path):
-    return isolate_home(monkeypatch, tmp_path)
 
 
 def _downloads_left(dataset):

@@ -33,6 +33,22 @@ def _component_kwargs(kwargs: dict, i: int) -> dict:
     return kwargs
 
 
+def _one_from_each(iterators: list) -> Iterator[list]:
+    """Yield a list of one item from every iterator, in order, until any is exhausted.
+
+    Iterators before the exhausted one have already been advanced for that
+    step (and may have drawn random numbers), as in batchup 0.2.3.
+    """
+    while True:
+        items = []
+        for it in iterators:
+            try:
+                items.append(next(it))
+            except StopIteration:
+                return
+        yield items
+
+
 class CompositeDataSource(AbstractDataSource):
     """Iterate several data sources together, one batch from each per step.
 
@@ -120,13 +136,7 @@ class CompositeDataSource(AbstractDataSource):
         iterators = [iter(ds.batch_iterator(batch_size, **_component_kwargs(kwargs, i)))
                      for i, ds in enumerate(self.datasets)]
         prepare = self._prepare
-        while True:
-            batches = []
-            for it in iterators:
-                try:
-                    batches.append(next(it))
-                except StopIteration:
-                    return
+        for batches in _one_from_each(iterators):
             yield prepare(batches)
 
     def _require_random_access(self) -> None:
@@ -163,12 +173,6 @@ class CompositeDataSource(AbstractDataSource):
     def _iterate_indices(self, batch_size: int, kwargs: dict) -> Iterator:
         iterators = [iter(ds.batch_indices_iterator(batch_size, **_component_kwargs(kwargs, i)))
                      for i, ds in enumerate(self.datasets)]
-        while True:
-            batches = []
-            for it in iterators:
-                try:
-                    batches.append(next(it))
-                except StopIteration:
-                    return
+        for batches in _one_from_each(iterators):
             yield tuple(trim_to_common_length(batches) if self.trim else batches)
 
