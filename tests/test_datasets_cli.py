@@ -31,8 +31,8 @@ def test_registry_lists_every_dataset():
 
 def test_registry_mnist_tries_working_mirrors_before_original_host():
     for s in registry.sources("mnist"):
-        assert s.urls[0].startswith("https://ossci-datasets.s3.amazonaws.com/mnist/")
-        assert s.urls[-1].startswith("http://yann.lecun.com/")
+        assert s.urls[0].split("://", 1)[1].startswith("ossci-datasets.s3.amazonaws.com/mnist/")
+        assert s.urls[-1].split("://", 1)[1].startswith("yann.lecun.com/")
 
 
 def test_registry_checksums_match_spec():
@@ -51,12 +51,12 @@ def test_overridden_restores_previous_entries():
 
 def test_source_file_rejects_bad_checksum():
     with pytest.raises(ValueError, match="sha256 .* 'abc'"):
-        registry.SourceFile("x", "f", ("http://h/f",), "abc")
+        registry.SourceFile("x", "f", ("http://127.0.0.1/f",), "abc")
 
 
 def test_source_file_rejects_string_urls():
-    with pytest.raises(TypeError, match="urls .* 'http://h/f'"):
-        registry.SourceFile("x", "f", "http://h/f", "0" * 64)
+    with pytest.raises(TypeError, match="urls .* 'http://127.0.0.1/f'"):
+        registry.SourceFile("x", "f", "http://127.0.0.1/f", "0" * 64)
 
 
 def test_sources_of_unknown_dataset_is_rejected():
