@@ -1351,3 +1351,31 @@ def test_choice_properties(cfg):
     idx = list(ch.batch_indices_iterator(B, shuffle=_shuffle_arg(cfg)))
     fetched = [ch.samples_by_indices_nomapping(i) for i in idx]
     assert _vals(fetched) == _vals(batches)
+
+
+class _LookAlikeSource:
+    """Not an AbstractDataSource subclass, but shaped like one (0.2.3 accepted these)."""
+
+    is_random_access = False
+
+    def num_samples(self, **kwargs):
+        return 6
+
+    def batch_iterator(self, batch_size, **kwargs):
+        for i in range(0, 6, batch_size):
+            yield (np.arange(i, min(i + batch_size, 6)),)
+
+
+def test_look_alike_sources_work_as_components():
+    a = data_source.ArrayDataSource([np.arange(100, 106)])
+    comp = data_source.CompositeDataSource([_LookAlikeSource(), a])
+    assert [[x.tolist() for x in b] for b in comp.batch_iterator(4)] == [
+        [[0, 1, 2, 3], [100, 101, 102, 103]], [[4, 5], [104, 105]]]
+    assert comp.num_batches(4) is None and not comp.is_random_access
+    choice = data_source.ChoiceDataSource([_LookAlikeSource(), a])
+    assert [b[0].tolist() for b in choice.batch_iterator(4)] == [
+        [0, 1, 2, 3], [100, 101, 102, 103], [4, 5], [104, 105]]
+    mapped = data_source.MapDataSource(_LookAlikeSource(), lambda x: (x * 2,))
+    assert [b[0].tolist() for b in mapped.batch_iterator(4)] == [[0, 2, 4, 6], [8, 10]]
+    with pytest.raises(ValueError, match="batch_size"):
+        comp.batch_iterator(0)

@@ -10,7 +10,12 @@ import numpy as np
 from .composite import _check_components
 from .rng import SeedPath, resolve_shuffle
 from .samplers import num_batches
-from .sources import AbstractDataSource
+from .sources import (
+    AbstractDataSource,
+    check_source_iteration,
+    source_is_random_access,
+    source_num_batches,
+)
 from .structure import ChoiceBatch
 from .validate import check_batch_size
 
@@ -81,7 +86,7 @@ class ChoiceDataSource(AbstractDataSource):
     def __init__(self, datasets: Sequence[AbstractDataSource], stratified: bool = False) -> None:
         self.datasets = _check_components(datasets, "ChoiceDataSource")
         self.stratified = stratified
-        self._random_access = all(ds.is_random_access for ds in self.datasets)
+        self._random_access = all(source_is_random_access(ds) for ds in self.datasets)
 
     @property
     def is_random_access(self) -> bool:
@@ -124,7 +129,8 @@ class ChoiceDataSource(AbstractDataSource):
         nb = self._batches_per_ds(batch_size, rng, kw)
         if nb is not None:
             return sum(nb)
-        counts = [ds.num_batches(batch_size, shuffle=self._component_shuffle(rng, i), **kw)
+        counts = [source_num_batches(ds, batch_size, shuffle=self._component_shuffle(rng, i),
+                                     **kw)
                   for i, ds in enumerate(self.datasets)]
         if all(c == np.inf for c in counts):
             return np.inf
@@ -138,7 +144,8 @@ class ChoiceDataSource(AbstractDataSource):
         check_batch_size(batch_size)
         rng = resolve_shuffle(shuffle)
         for i, ds in enumerate(self.datasets):
-            ds._check_iteration(batch_size, shuffle=self._component_shuffle(rng, i), **kwargs)
+            check_source_iteration(ds, batch_size, shuffle=self._component_shuffle(rng, i),
+                                   **kwargs)
 
     def _select(self, batch_size: int, iterators: list, rng: Any, kwargs: dict) -> Iterator:
         """Yield ``(component, item)`` pairs following the selection procedure."""

@@ -6,7 +6,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .rng import SeedPath, resolve_shuffle
-from .sources import AbstractDataSource
+from .sources import (
+    AbstractDataSource,
+    check_source_iteration,
+    is_data_source,
+    source_is_random_access,
+    source_num_batches,
+)
 from .structure import flatten_one_level, trim_to_common_length
 from .validate import check_batch_size
 
@@ -17,7 +23,7 @@ def _check_components(datasets: Any, owner: str) -> list:
     if not datasets:
         raise ValueError(f"{owner} needs at least one data source; datasets is empty")
     for i, ds in enumerate(datasets):
-        if not isinstance(ds, AbstractDataSource):
+        if not is_data_source(ds):
             raise TypeError(f"datasets[{i}] must be a data source, not {ds!r}")
     return list(datasets)
 
@@ -84,7 +90,7 @@ class CompositeDataSource(AbstractDataSource):
         self.datasets = _check_components(datasets, "CompositeDataSource")
         self.flatten = flatten
         self.trim = trim
-        self._random_access = all(ds.is_random_access for ds in self.datasets)
+        self._random_access = all(source_is_random_access(ds) for ds in self.datasets)
 
     @property
     def is_random_access(self) -> bool:
@@ -100,7 +106,7 @@ class CompositeDataSource(AbstractDataSource):
                     **kwargs: Any) -> int | float | None:
         self._check_iteration(batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs)
         kw = dict(kwargs, shuffle=shuffle, drop_last=drop_last)
-        counts = [ds.num_batches(batch_size, **_component_kwargs(kw, i))
+        counts = [source_num_batches(ds, batch_size, **_component_kwargs(kw, i))
                   for i, ds in enumerate(self.datasets)]
         if any(c is None for c in counts):
             return None
@@ -109,7 +115,7 @@ class CompositeDataSource(AbstractDataSource):
     def _check_iteration(self, batch_size: int, **kwargs: Any) -> None:
         check_batch_size(batch_size)
         for i, ds in enumerate(self.datasets):
-            ds._check_iteration(batch_size, **_component_kwargs(kwargs, i))
+            check_source_iteration(ds, batch_size, **_component_kwargs(kwargs, i))
 
     def _prepare(self, batches: list) -> Any:
         if self.trim:
@@ -167,7 +173,7 @@ class CompositeDataSource(AbstractDataSource):
         self._require_random_access()
         check_batch_size(batch_size)
         for i, ds in enumerate(self.datasets):
-            ds._check_iteration(batch_size, **_component_kwargs(kwargs, i))
+            check_source_iteration(ds, batch_size, **_component_kwargs(kwargs, i))
         return self._iterate_indices(batch_size, kwargs)
 
     def _iterate_indices(self, batch_size: int, kwargs: dict) -> Iterator:

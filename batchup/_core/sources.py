@@ -14,6 +14,33 @@ from .samplers import AbstractSampler, StandardSampler, SubsetSampler, num_batch
 from .validate import check_batch_size, check_count, check_repeats, is_array_like
 
 
+def is_data_source(x: Any) -> bool:
+    """True for batchup data sources and for look-alikes with ``batch_iterator`` and
+    ``num_samples`` (batchup 0.2.3 accepted any such object as a component)."""
+    return isinstance(x, AbstractDataSource) or (
+        callable(getattr(x, "batch_iterator", None)) and callable(getattr(x, "num_samples", None))
+    )
+
+
+def check_source_iteration(ds: Any, batch_size: int, **kwargs: Any) -> None:
+    """Let ``ds`` reject bad iteration arguments now (look-alikes are not checked)."""
+    check = getattr(ds, "_check_iteration", None)
+    if check is not None:
+        check(batch_size, **kwargs)
+    else:
+        check_batch_size(batch_size)
+
+
+def source_num_batches(ds: Any, batch_size: int, **kwargs: Any) -> int | float | None:
+    """``ds.num_batches(...)``, or None for look-alikes without it."""
+    count = getattr(ds, "num_batches", None)
+    return count(batch_size, **kwargs) if count is not None else None
+
+
+def source_is_random_access(ds: Any) -> bool:
+    return bool(getattr(ds, "is_random_access", False))
+
+
 class AbstractDataSource:
     """Base class of data sources.
 
@@ -470,13 +497,13 @@ class MapDataSource(AbstractDataSource):
     """
 
     def __init__(self, source: AbstractDataSource, fn: Callable) -> None:
-        if not isinstance(source, AbstractDataSource):
+        if not is_data_source(source):
             raise TypeError(f"source must be a data source, not {source!r}")
         if not callable(fn):
             raise TypeError(f"fn must be callable (a function of the batch's parts), not {fn!r}")
         self.source = source
         self.fn = fn
-        self._random_access = source.is_random_access
+        self._random_access = source_is_random_access(source)
 
     @property
     def is_random_access(self) -> bool:
@@ -487,11 +514,11 @@ class MapDataSource(AbstractDataSource):
 
     def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
                     **kwargs: Any) -> int | float | None:
-        return self.source.num_batches(batch_size, shuffle=shuffle, drop_last=drop_last,
-                                       **kwargs)
+        return source_num_batches(self.source, batch_size, shuffle=shuffle,
+                                  drop_last=drop_last, **kwargs)
 
     def _check_iteration(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> None:
-        self.source._check_iteration(batch_size, shuffle=shuffle, **kwargs)
+        check_source_iteration(self.source, batch_size, shuffle=shuffle, **kwargs)
 
     def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
         self._check_iteration(batch_size, **kwargs)
