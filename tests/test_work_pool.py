@@ -94,8 +94,14 @@ def test_processes_numpy_integer_accepted():
 
 @pytest.mark.parametrize("cls", POOLS)
 def test_seed_negative_rejected(cls):
-    with pytest.raises(TypeError, match="seed.*-3"):
+    with pytest.raises(ValueError, match="seed.*-3"):
         cls(1, seed=-3)
+
+
+@pytest.mark.parametrize("cls", POOLS)
+def test_seed_not_an_integer_rejected(cls):
+    with pytest.raises(TypeError, match="seed.*1.5"):
+        cls(1, seed=1.5)
 
 
 def test_start_method_unknown_rejected():

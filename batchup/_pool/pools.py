@@ -76,8 +76,10 @@ START_METHODS = ("loky", "spawn", "forkserver", "fork")
 def _check_seed(seed: object) -> int:
     if seed is None:
         return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be None or a non-negative int, not {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be None or a non-negative int, not {seed!r}")
     return int(seed)
 
 
