@@ -586,6 +586,108 @@ def test_slots_are_reused_not_accumulated():
         assert 4 <= ring.created <= 3 + 2 + 2 + 2
 
 
+def _large_sources():
+    """Array sources whose batches (>= 16 KiB) take the in-place gather in workers."""
+    rs = np.random.RandomState(3)
+    X = rs.randint(0, 255, size=(120, 3, 32, 32)).astype(np.uint8)
+    Z = rs.normal(size=(120, 40)).astype(np.float32)
+    y = np.arange(120) * 3
+    return {
+        "plain": data_source.ArrayDataSource([X, Z, y]),
+        "include_indices": data_source.ArrayDataSource([X, y], include_indices=True),
+        "reversed_subset": data_source.ArrayDataSource([X, Z], indices=np.arange(100, 20, -1)),
+        "one_dimensional_part": data_source.ArrayDataSource(
+            [np.arange(120.0), X, np.arange(120) > 60]
+        ),
+        "strided_view": data_source.ArrayDataSource([Z[:, ::2], X[:, 1]]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_large_sources()))
+def test_large_array_batches_same_as_serial(proc_pool, name):
+    ds = _large_sources()[name]
+    serial = list(ds.batch_iterator(40, shuffle=np.random.RandomState(5)))
+    par = proc_pool.parallel_data_source(ds, batch_buffer_size=3)
+    got = list(par.batch_iterator(40, shuffle=np.random.RandomState(5)))
+    _assert_same_batches(got, serial)
+    for g, e in zip(got, serial, strict=True):
+        assert [a.dtype for a in g] == [a.dtype for a in e]
+
+
+def test_array_batches_are_gathered_into_the_slot(tmp_path):
+    # Worker side, in this process: the batch is built in the task's slot and
+    # encoding it copies nothing (its arrays are the slot's own memory).
+    from batchup._pool import parallel
+
+    X = np.arange(300 * 256, dtype=np.float32).reshape(300, 256)
+    y = np.arange(300)
+    ds = data_source.ArrayDataSource([X, y], include_indices=True)
+    folder = shm.ShmFolder()
+    try:
+        path = folder.new_file("slot")
+        idx = np.array([5, -1, 17, 0] * 10)
+        shm.begin_task(path)
+        try:
+            batch = parallel._fetch(ds, idx)
+            mm = shm._worker_maps[path].mm
+            whole = np.frombuffer(mm, dtype=np.uint8)
+            assert all(np.shares_memory(a, whole) for a in batch)
+            encoded = shm.encode_result(batch, path)
+        finally:
+            shm.end_task()
+        assert type(encoded) is shm.SlotResult
+        expected = ds.samples_by_indices_nomapping(idx)
+        for a, b in zip(batch, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype
+        del batch, whole, mm
+    finally:
+        folder.close()
+
+
+def test_slot_arrays_used_differently_travel_pickled():
+    # A task that asks for slot arrays but returns something else (here: one of
+    # them twice) must not have its slot overwritten under its own result.
+    folder = shm.ShmFolder()
+    try:
+        path = folder.new_file("slot")
+        shm.begin_task(path)
+        try:
+            (a,) = shm.result_arrays([((64, 1024), np.dtype(np.float32))])
+            a[...] = 7
+            encoded = shm.encode_result((a, a[::-1]), path)
+        finally:
+            shm.end_task()
+        assert type(encoded) is shm.InlineResult
+        x, z = encoded.value
+        assert not np.shares_memory(x, np.frombuffer(shm._worker_maps[path].mm, np.uint8))
+        assert (x == 7).all() and (z == 7).all()
+        del a
+    finally:
+        folder.close()
+
+
+def test_no_slot_means_no_in_place_gather():
+    from batchup._pool import parallel
+
+    ds = data_source.ArrayDataSource([np.zeros((100, 1000))])
+    assert shm.result_arrays([((10, 1000), np.dtype(np.float64))]) is None
+    assert parallel._gather_into_slot(ds, np.arange(10)) is None
+
+
+def test_out_of_range_index_raises_in_consumer(proc_pool):
+    X = np.zeros((50, 1024), dtype=np.float32)
+    ds = data_source.ArrayDataSource([X])
+    stream = proc_pool.work_stream([(ds.samples_by_indices_nomapping, (np.array([0, 50]),))])
+    with pytest.raises(IndexError):
+        stream.retrieve()
+    from batchup._pool import parallel
+
+    stream = proc_pool.work_stream([(parallel._fetch, (ds, np.array([0, 50] * 16)))])
+    with pytest.raises(IndexError, match="50"):
+        stream.retrieve()
+
+
 def test_shared_constant_reaches_workers(proc_pool):
     big = np.arange(200_000, dtype=np.int64)
     const = proc_pool.shared_constant(big)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchup._core.sources import AbstractDataSource
+import numpy as np
+
+from batchup._core.sources import AbstractDataSource, ArrayDataSource
 
 from .randomness import entropy_from_shuffle
 from .stream import (
@@ -19,7 +21,47 @@ __all__ = ["ParallelDataSource"]
 
 
 def _fetch(ds: Any, index_batch: Any) -> Any:
+    if type(ds) is ArrayDataSource and type(index_batch) is np.ndarray:
+        batch = _gather_into_slot(ds, index_batch)
+        if batch is not None:
+            return batch
     return ds.samples_by_indices_nomapping(index_batch)
+
+
+def _gather_into_slot(ds: ArrayDataSource, idx: np.ndarray) -> tuple | None:
+    """An array source's batch gathered straight into the task's shared-memory slot.
+
+    Same arrays as ``ds.samples_by_indices_nomapping(idx)``, without the copy
+    from a freshly gathered batch into the slot: for large batches that copy
+    was as costly as the gather itself. ``None`` (use the ordinary path, which
+    also raises the ordinary errors) for anything but an integer index array
+    into NumPy arrays, or when the task has no slot.
+    """
+    from . import shm  # worker side only: keeps mmap out of `import batchup.work_pool`
+
+    data = ds.data
+    if idx.ndim != 1 or idx.dtype.kind not in "iu" or not len(idx):
+        return None
+    if not all(isinstance(d, np.ndarray) and d.ndim >= 1 for d in data):
+        return None
+    n = len(data[0])
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < -n or hi >= n:
+        return None
+    specs = [((len(idx),) + d.shape[1:], d.dtype) for d in data]
+    if ds.include_indices:
+        specs.insert(0, (idx.shape, idx.dtype))
+    out = shm.result_arrays(specs)
+    if out is None:
+        return None
+    if ds.include_indices:
+        out[0][...] = idx
+    rows = idx if lo >= 0 else np.where(idx < 0, idx + n, idx)
+    # mode="clip" (bounds were checked above): with the default "raise" NumPy
+    # gathers into a temporary buffer and copies that into ``out``.
+    for d, o in zip(data, out[len(out) - len(data) :], strict=True):
+        np.take(d, rows, axis=0, out=o, mode="clip")
+    return tuple(out)
 
 
 class ParallelDataSource(AbstractDataSource):

@@ -59,6 +59,9 @@ __all__ = [
     "ShmFolder",
     "SlotRing",
     "Slot",
+    "begin_task",
+    "end_task",
+    "result_arrays",
     "encode_result",
     "decode_result",
     "ConstantRef",
@@ -369,17 +372,91 @@ def _map_for_worker(path: str, wm: _WorkerMap, need: int) -> mmap.mmap:
     return wm.mm
 
 
+# The running task's slot (worker side), so that code that knows the shape of its
+# result can build it in place: see result_arrays().
+_task_slot: str | None = None
+_task_arrays: list | None = None
+
+
+def begin_task(slot_path: str | None) -> None:
+    """Worker side: the next task's result goes to ``slot_path`` (``None``: pickled)."""
+    global _task_slot, _task_arrays
+    _task_slot, _task_arrays = slot_path, None
+
+
+def end_task() -> None:
+    """Worker side: forget the arrays handed out by :func:`result_arrays`."""
+    global _task_slot, _task_arrays
+    _task_slot, _task_arrays = None, None
+
+
+def _layout(nbytes: list[int]) -> tuple[list[int], int]:
+    offsets = []
+    used = 0
+    for n in nbytes:
+        offsets.append(used)
+        used = _align(used + n)
+    return offsets, used
+
+
+def result_arrays(specs: list[tuple[tuple[int, ...], np.dtype]]) -> list[np.ndarray] | None:
+    """Worker side: empty arrays laid out in the running task's slot, or ``None``.
+
+    A task whose result will be exactly these arrays, in this order, fills them
+    in place (``np.take(..., out=...)``) and returns them: :func:`encode_result`
+    then finds them already in the slot and copies nothing. ``None`` when the
+    task has no slot (thread pools), the arrays are too small to be worth one,
+    or the slot cannot be mapped; the caller then builds its result as usual.
+    """
+    global _task_arrays
+    if _task_slot is None:
+        return None
+    dtypes = [np.dtype(dt) for _, dt in specs]
+    if any(dt.hasobject for dt in dtypes):
+        return None
+    sizes = [
+        int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        for (shape, _), dt in zip(specs, dtypes, strict=True)
+    ]
+    offsets, used = _layout(sizes)
+    if used < INLINE_BYTES or 0 in sizes:
+        return None
+    try:
+        mm = _worker_mapping(_task_slot, used)
+    except OSError:
+        return None
+    arrays = [
+        np.ndarray(shape, dtype=dt, buffer=mm, offset=off)
+        for (shape, _), dt, off in zip(specs, dtypes, offsets, strict=True)
+    ]
+    _task_arrays = arrays
+    return list(arrays)
+
+
+def _in_place(arrays: list) -> bool:
+    """Whether ``arrays`` are exactly those :func:`result_arrays` laid out, in order."""
+    pre = _task_arrays
+    return (
+        pre is not None
+        and len(pre) == len(arrays)
+        and all(a is b for a, b in zip(arrays, pre, strict=True))
+    )
+
+
 def encode_result(result: Any, slot_path: str | None) -> InlineResult | SlotResult:
     """Worker side: copy the result's arrays into the slot and describe them."""
     if slot_path is None:
         return InlineResult(result)
     arrays: list = []
     skeleton = _split(result, arrays)
-    offsets = []
-    used = 0
-    for a in arrays:
-        offsets.append(used)
-        used = _align(used + a.nbytes)
+    offsets, used = _layout([a.nbytes for a in arrays])
+    if _in_place(arrays):
+        leaves = tuple((off, a.dtype, a.shape) for a, off in zip(arrays, offsets, strict=True))
+        return SlotResult(skeleton, leaves, _worker_maps[slot_path].size, used)
+    if _task_arrays is not None:
+        # Some of the slot's arrays were used differently (or not at all): writing
+        # the slot now could overwrite them, so this result travels pickled.
+        return InlineResult(_join(skeleton, [np.array(a) for a in arrays]))
     if used < INLINE_BYTES:
         return InlineResult(result)
     try:

@@ -82,9 +82,13 @@ def run_chunk_in_process(
             args = tuple(_resolve(a) for a in args)
             if kwargs:
                 kwargs = {k: _resolve(v) for k, v in kwargs.items()}
-            with task_scope(entropy, position, seed_legacy=True):
-                result = fn(*args, **kwargs)
-            encoded = shm.encode_result(result, slot_path)
+            shm.begin_task(slot_path)
+            try:
+                with task_scope(entropy, position, seed_legacy=True):
+                    result = fn(*args, **kwargs)
+                encoded = shm.encode_result(result, slot_path)
+            finally:
+                shm.end_task()
             if len(items) > 1 and type(encoded) is shm.InlineResult:
                 # One unpicklable result would fail the whole chunk's message: fail
                 # this task instead, as if it had been sent alone.
