@@ -39,6 +39,8 @@ def _gather_into_slot(ds: ArrayDataSource, idx: np.ndarray) -> tuple | None:
     """
     from . import shm  # worker side only: keeps mmap out of `import batchup.work_pool`
 
+    if shm.current_task_slot() is None:
+        return None
     data = ds.data
     if idx.ndim != 1 or idx.dtype.kind not in "iu" or not len(idx):
         return None

@@ -62,6 +62,7 @@ __all__ = [
     "begin_task",
     "end_task",
     "result_arrays",
+    "current_task_slot",
     "encode_result",
     "decode_result",
     "ConstantRef",
@@ -388,6 +389,11 @@ def end_task() -> None:
     """Worker side: forget the arrays handed out by :func:`result_arrays`."""
     global _task_slot, _task_arrays
     _task_slot, _task_arrays = None, None
+
+
+def current_task_slot() -> str | None:
+    """Worker side: the slot of the task being run, if it has one."""
+    return _task_slot
 
 
 def _layout(nbytes: list[int]) -> tuple[list[int], int]:
