@@ -353,6 +353,9 @@ def test_killed_consumer_leaves_no_worker(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+# Python 3.12+ warns that fork() in a process with threads (other pools' loky
+# threads, here) may deadlock the child: the reason forkserver became the default.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_start_method(method):
     X = np.random.RandomState(0).rand(40, 8)
     y = np.arange(40)
