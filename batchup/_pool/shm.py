@@ -14,7 +14,9 @@ copies every NumPy array of the result (tuples, namedtuples, lists and dicts
 are walked) into the slot -- growing the file if it is too small -- and sends
 back only a small descriptor: the structure with arrays replaced by
 (offset, dtype, shape). The consumer maps the slot and builds arrays that view
-it directly: no pickle copy of the data.
+it directly: no pickle copy of the data. A task that knows its result's shapes
+in advance (a parallel array source's gather) asks for its arrays in the slot
+(:func:`result_arrays`) and fills them there, so nothing is copied afterwards.
 
 *Ownership.* The arrays handed to the user are views of one private "lease"
 array per batch, and a ``weakref.finalize`` on that lease returns the slot to
@@ -450,7 +452,11 @@ def _in_place(arrays: list) -> bool:
 
 
 def encode_result(result: Any, slot_path: str | None) -> InlineResult | SlotResult:
-    """Worker side: copy the result's arrays into the slot and describe them."""
+    """Worker side: put the result's arrays in the slot and describe them.
+
+    Arrays the task built in the slot itself (:func:`result_arrays`) are only
+    described; any other arrays are copied in.
+    """
     if slot_path is None:
         return InlineResult(result)
     arrays: list = []
