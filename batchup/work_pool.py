@@ -29,14 +29,11 @@ Examples
 from batchup._pool.cpu import available_cpus
 from batchup._pool.errors import RemoteTraceback, WorkerCrashedError
 from batchup._pool.parallel import ParallelDataSource
-from batchup._pool.pools import (
-    AbstractWorkerPool,
-    SharedConstant,
-    WorkerProcessPool,
-    WorkerThreadPool,
-)
+from batchup._pool.pools import AbstractWorkerPool
+from batchup._pool.processes import SharedConstant, WorkerProcessPool
 from batchup._pool.randomness import task_rng
 from batchup._pool.stream import WorkStream, WorkStreamIterator
+from batchup._pool.threads import WorkerThreadPool
 
 __all__ = [
     "AbstractWorkerPool",

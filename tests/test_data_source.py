@@ -1012,11 +1012,12 @@ def test_batch_map_concat_basic():
     np.testing.assert_array_equal(single, np.arange(7.0) + 1)
 
 
-def test_batch_map_concat_no_results_is_empty_tuple():
-    assert data_source.batch_map_concat(lambda x: None, _iter7()) == ()
-    assert data_source.batch_map_concat(lambda x: (x,), iter([])) == ()
+def test_batch_map_concat_no_results_is_none():
+    # 0.2.3's return value (spec section 7, item 11: its docstring was wrong).
+    assert data_source.batch_map_concat(lambda x: None, _iter7()) is None
+    assert data_source.batch_map_concat(lambda x: (x,), iter([])) is None
     ds = data_source.ArrayDataSource([np.arange(5)])
-    assert ds.batch_map_concat(lambda x: None, batch_size=2) == ()
+    assert ds.batch_map_concat(lambda x: None, batch_size=2) is None
 
 
 @pytest.mark.parametrize("bad", [1.0, "nope", np.float64(1.0)], ids=["float", "str", "f64"])

@@ -14,7 +14,6 @@ MODULES = [
     "batchup.sampling",
     "batchup._core.rng",
     "batchup._core.structure",
-    "batchup._core.passes",
     "batchup._core.samplers",
     "batchup._core.weighted",
     "batchup._core.sources",

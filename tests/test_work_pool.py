@@ -713,6 +713,167 @@ def test_thread_shared_constant_is_identity(thread_pool):
     assert thread_pool.shared_constant(x) is x
 
 
+# ----------------------------------------------------------------- executor protocol, modules
+
+
+class _Ran:
+    """Handle of a task that already ran (see ``_InlineExecutor``)."""
+
+    def __init__(self, fn, args, kwargs):
+        try:
+            self.value, self.error = fn(*args, **kwargs), None
+        except Exception as exc:
+            self.value, self.error = None, exc
+        self.cancelled = False
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def cancel(self):
+        self.cancelled = True
+
+
+class _InlineExecutor:
+    """Not a pool: the TaskExecutor protocol alone, running each task when it is submitted."""
+
+    def __init__(self):
+        self.calls = []
+        self.handles = []
+
+    def check_open(self):
+        self.calls.append("check_open")
+
+    def max_auto_chunk(self, buffer_size):
+        self.calls.append("max_auto_chunk")
+        return 1
+
+    def next_entropy(self):
+        self.calls.append("next_entropy")
+        return (11, 0)
+
+    def want_buffer(self, n):
+        self.calls.append(("want_buffer", n))
+
+    def submit_chunk(self, chunk, entropy, timer):
+        from batchup._pool.randomness import task_scope
+
+        self.calls.append(("submit_chunk", [position for *_, position in chunk]))
+        handles = []
+        for fn, args, kwargs, position in chunk:
+            with task_scope(entropy, position, seed_legacy=False):
+                handles.append(_Ran(fn, args, kwargs))
+        self.handles.extend(handles)
+        return handles
+
+    def shared_constant(self, x):
+        return x
+
+
+def test_pools_implement_the_executor_protocol(pool):
+    from batchup._pool.executor import TaskExecutor, TaskHandle
+
+    assert isinstance(pool, TaskExecutor)
+    entropy = pool.next_entropy()
+    assert entropy[0] == 11 and pool.next_entropy()[1] == entropy[1] + 1
+    pool.check_open()
+    assert pool.max_auto_chunk(20) == (5 if isinstance(pool, work_pool.WorkerProcessPool) else 1)
+    pool.want_buffer(4)
+    chunk = [(abs, (-1,), {}, 0), (int, ("11",), {"base": 2}, 1)]
+    handles = pool.submit_chunk(chunk, entropy, None)
+    assert all(isinstance(h, TaskHandle) for h in handles)
+    assert [h.result() for h in handles] == [1, 3]
+    (late,) = pool.submit_chunk([(abs, (-3,), {}, 2)], entropy, None)
+    late.cancel()
+
+
+def test_work_stream_needs_only_the_executor_protocol(thread_pool):
+    ex = _InlineExecutor()
+    stream = work_pool.WorkStream(ex, [(helpers.task_rng_draw, (k,)) for k in range(5)], 2)
+    assert ex.calls == ["max_auto_chunk", "check_open", "next_entropy", ("want_buffer", 2),
+                        ("submit_chunk", [0]), ("submit_chunk", [1])]
+    draws = list(stream.retrieve_iter())
+    # Same entropy, same positions: the same draws as a real pool's.
+    expected = work_pool.WorkStream(
+        thread_pool, [(helpers.task_rng_draw, (k,)) for k in range(5)], entropy=(11, 0)
+    )
+    assert draws == list(expected.retrieve_iter())
+    assert len(ex.handles) == 5 and not any(h.cancelled for h in ex.handles)
+
+
+def test_abandoned_stream_cancels_through_the_protocol():
+    ex = _InlineExecutor()
+    it = work_pool.WorkStream(ex, [(abs, (-k,)) for k in range(10)], 3).retrieve_iter()
+    assert next(it) == 0
+    it.close()
+    assert [h.cancelled for h in ex.handles] == [False, True, True, True]
+
+
+def test_parallel_source_needs_only_the_executor_protocol():
+    ds = data_source.ArrayDataSource([np.arange(7) * 2])
+    par = work_pool.ParallelDataSource(ds, 3, _InlineExecutor())
+    got = list(par.batch_iterator(3, shuffle=np.random.RandomState(4)))
+    _assert_same_batches(got, ds.batch_iterator(3, shuffle=np.random.RandomState(4)))
+
+
+def _pool_import_graph():
+    """Modules of ``batchup._pool`` each module imports, anywhere in it (lazy imports too)."""
+    import ast
+    import pathlib
+
+    import batchup._pool
+
+    folder = pathlib.Path(batchup._pool.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in modules:
+        deps = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    if parts[:2] == ["batchup", "_pool"] and len(parts) > 2:
+                        deps.add(parts[2])
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    base = node.module
+                elif node.level == 0 and (node.module or "").startswith("batchup._pool"):
+                    base = node.module[len("batchup._pool") :].lstrip(".") or None
+                else:
+                    assert node.level == 0, f"{name}: import from outside batchup._pool"
+                    continue
+                if base:
+                    deps.add(base.split(".")[0])
+                else:  # from . import shm
+                    deps.update(alias.name for alias in node.names)
+        graph[name] = deps & modules
+    return graph
+
+
+def test_pool_import_graph_is_acyclic():
+    graph = _pool_import_graph()
+    assert graph["executor"] == set()
+    assert graph["stream"] == {"executor"}
+    assert "pools" not in graph["parallel"]
+    done, path = set(), []
+
+    def visit(name):
+        if name in path:
+            cycle = path[path.index(name) :] + [name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        path.append(name)
+        for dep in sorted(graph[name]):
+            visit(dep)
+        path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
 # ----------------------------------------------------------------- README and doctests
 
 
@@ -777,7 +938,10 @@ def test_readme_parallel_examples_run_unchanged(tmp_path):
         "batchup._pool.randomness",
         "batchup._pool.errors",
         "batchup._pool.shm",
+        "batchup._pool.executor",
         "batchup._pool.pools",
+        "batchup._pool.threads",
+        "batchup._pool.processes",
         "batchup._pool.stream",
         "batchup._pool.parallel",
         "batchup._pool.pickling",

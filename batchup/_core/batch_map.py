@@ -17,30 +17,94 @@ def _batches(batch_iter: Iterable, progress_iter_func: Callable | None, total: A
     return batch_iter
 
 
-def copy_on_read_only(func: Callable) -> Callable:
-    """Wrap ``func`` so that, if it writes into a read-only input, it is re-run on copies.
+def _read_only_positions(args: tuple) -> list[int]:
+    return [i for i, a in enumerate(args) if isinstance(a, np.ndarray) and not a.flags.writeable]
 
-    The ``batch_map_*`` methods pass read-only views of in-memory arrays where
-    they can; a function that modifies its input in place (as some prediction
-    functions do) then fails on the first batch with NumPy's "read-only"
-    error. From then on every call gets writable copies instead, which is
-    what iterating the source would have given it.
+
+def _same_contents(copy: np.ndarray, original: np.ndarray) -> bool:
+    """Whether ``copy`` still holds the contents of ``original``, byte for byte.
+
+    Bytes rather than values, so NaN equals NaN; references for object arrays.
     """
-    copy_inputs = False
+    if original.dtype == object:
+        if copy.dtype != object or copy.size != original.size:
+            return False
+        return all(a is b for a, b in zip(copy.flat, original.flat, strict=True))
+    if original.dtype.hasobject or copy.dtype.hasobject:
+        return False  # structured with object fields: assume it was written (copies are safe)
+    a = np.ascontiguousarray(copy).reshape(-1).view(np.uint8)
+    b = np.ascontiguousarray(original).reshape(-1).view(np.uint8)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
-    def call(*args: Any) -> Any:
-        nonlocal copy_inputs
-        if not copy_inputs:
-            try:
-                return func(*args)
-            except ValueError as e:
-                if "read-only" not in str(e):
-                    raise
-                copy_inputs = True
-        return func(*[a.copy() if isinstance(a, np.ndarray) and not a.flags.writeable else a
-                      for a in args])
 
-    return call
+class _ReadOnlyGuard:
+    """Callable wrapper made by :func:`copy_on_read_only`."""
+
+    def __init__(self, func: Callable) -> None:
+        self.func = func
+        self._copy_inputs: bool | None = None  # None until a batch with read-only arrays
+        self._probe_batch = 0
+        self._n_batches = 0
+
+    def __call__(self, *args: Any) -> Any:
+        return self.apply(args, None)
+
+    def apply(self, batch: tuple, prepend: tuple | None) -> Any:
+        """Call the function on ``prepend + batch``; only ``batch`` items may be copied."""
+        self._n_batches += 1
+        before = () if prepend is None else prepend
+        if self._copy_inputs:
+            return self.func(*before, *_copies(batch, _read_only_positions(batch)))
+        if self._copy_inputs is None:
+            ro = _read_only_positions(batch)
+            if not ro:
+                return self.func(*before, *batch)
+            # Probe the first batch: the function gets writable copies, and comparing
+            # them with the views afterwards shows whether it writes into its input.
+            # Deciding this way, rather than retrying after NumPy's read-only error,
+            # means the function (and its side effects) never runs twice on a batch.
+            copies = _copies(batch, ro)
+            result = self.func(*before, *copies)
+            self._probe_batch = self._n_batches
+            self._copy_inputs = not all(_same_contents(copies[i], batch[i]) for i in ro)
+            return result
+        try:
+            return self.func(*before, *batch)
+        except ValueError as e:
+            if "read-only" not in str(e) or not _read_only_positions(batch):
+                raise
+            name = getattr(self.func, "__qualname__", repr(self.func))
+            first = ("the first batch" if self._probe_batch == 1
+                     else f"batch {self._probe_batch}")
+            raise ValueError(
+                f"{name} wrote into its input on batch {self._n_batches} after leaving its "
+                f"input unchanged on {first}, so it was given read-only views of the data; "
+                "copy the input inside the function (e.g. `x = x.copy()`) before modifying it"
+            ) from e
+
+
+def _copies(batch: tuple, positions: list[int]) -> list:
+    out = list(batch)
+    for i in positions:
+        out[i] = batch[i].copy()
+    return out
+
+
+def copy_on_read_only(func: Callable) -> Callable:
+    """Wrap ``func`` so that it can be given read-only views and still write into its input.
+
+    The ``batch_map_*`` methods pass read-only zero-copy views of in-memory
+    arrays where they can, while iterating the source would give the function
+    writable copies. On the first batch with read-only arrays the wrapper
+    passes writable copies of them and compares the copies with the views
+    afterwards: if the function modified them, every later batch gets copies
+    too; otherwise later batches get the views. The function is called exactly
+    once per batch. A function that leaves its input unchanged on that first
+    batch but writes into it on a later one gets a ``ValueError`` telling it to
+    copy its input. Other arguments (writable arrays, non-arrays and the
+    ``prepend_args`` of ``batch_map_*``) are passed as they are.
+    """
+    return _ReadOnlyGuard(func)
 
 
 def _check_n_batches(n_batches: Any) -> None:
@@ -52,6 +116,8 @@ def _check_n_batches(n_batches: Any) -> None:
 
 
 def _apply(func: Callable, batch: Any, prepend: tuple | None) -> Any:
+    if isinstance(func, _ReadOnlyGuard):
+        return func.apply(tuple(batch), prepend)
     if prepend is not None:
         return func(*(prepend + tuple(batch)))
     return func(*batch)
@@ -73,14 +139,14 @@ def batch_map_concat(
     prepend_args: tuple | None = None,
     *,
     total: int | None = None,
-) -> tuple:
+) -> tuple | None:
     """Apply ``func`` to every batch and concatenate its results along axis 0.
 
     Parameters
     ----------
     func : callable
         ``func(*batch)`` (or ``func(*prepend_args, *batch)``) returns a tuple or
-        list of arrays, a single array, or None (ignored).
+        list of arrays, a single array, or None (the batch is left out).
     batch_iter : iterable
         The batches.
     progress_iter_func : callable, optional
@@ -96,14 +162,18 @@ def batch_map_concat(
 
     Returns
     -------
-    tuple of numpy.ndarray
-        One concatenated array per result; ``()`` if there were no results.
+    tuple of numpy.ndarray or None
+        One concatenated array per result, from the batches whose result was not
+        None; None if ``func`` returned None for every batch or there were no
+        batches (as in batchup 0.2.3).
 
     Examples
     --------
     >>> batches = [(np.arange(3),), (np.arange(3, 5),)]
     >>> batch_map_concat(lambda x: (x * 10,), iter(batches))
     (array([ 0, 10, 20, 30, 40]),)
+    >>> batch_map_concat(lambda x: None, iter(batches)) is None
+    True
     """
     _check_n_batches(n_batches)
     prepend = _prepend(prepend_args)
@@ -125,7 +195,7 @@ def batch_map_concat(
         if n_batches is not None and i >= n_batches:
             break
     if not results:
-        return ()
+        return None
     return tuple(np.concatenate(parts, axis=0) for parts in zip(*results, strict=False))
 
 

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .composite import _check_components
-from .rng import SeedPath, resolve_shuffle
-from .samplers import num_batches
+from .composite import _check_components, union_of_accepted
+from .iteration import IndexIterator
+from .plans import ChoicePlan, IndexBatch, choice_num_batches, count_batches
+from .rng import SeedPath, ShuffleRNG
+from .shard import ShardSpec
 from .sources import (
     AbstractDataSource,
-    check_source_iteration,
+    child_rng,
+    count_for,
+    describe,
+    fetch_for,
+    indices_for,
+    plan_for,
     source_is_random_access,
-    source_num_batches,
 )
 from .structure import ChoiceBatch
-from .validate import check_batch_size
 
 
 def _ds_indices_stratified_in_order(batches_per_ds: Sequence[int]) -> np.ndarray:
@@ -103,108 +108,51 @@ class ChoiceDataSource(AbstractDataSource):
     def _ds_indices_stratified_shuffled(batches_per_ds: Sequence[int], rng: Any) -> np.ndarray:
         return _ds_indices_stratified_shuffled(batches_per_ds, rng)
 
-    def _component_shuffle(self, rng: Any, i: int) -> Any:
-        return rng.child(i) if isinstance(rng, SeedPath) else rng
-
     def _own_rng(self, rng: Any) -> Any:
         # With a seed, the schedule has its own stream beside the components'.
         return rng.child(len(self.datasets)) if isinstance(rng, SeedPath) else rng
 
-    def _batches_per_ds(self, batch_size: int, rng: Any, kwargs: dict) -> list | None:
+    def _batches_per_ds(self, batch_size: int, rng: Any, drop_last: bool,
+                        shard: ShardSpec | None, kwargs: dict) -> list | None:
         """Batches per component for the stratified schedule, or None for round mode."""
         if not self.stratified:
             return None
         counts = [ds.num_samples(shuffle=rng, **kwargs) for ds in self.datasets]
         if any(c is None or c == np.inf for c in counts):
             return None
-        if kwargs.get("drop_last"):
-            return [int(c // batch_size) for c in counts]
-        return [int(num_batches(c, batch_size)) for c in counts]
+        return [int(count_batches(c, batch_size, drop_last, shard)) for c in counts]
 
-    def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                    **kwargs: Any) -> int | float | None:
-        self._check_iteration(batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs)
-        rng = resolve_shuffle(shuffle)
-        kw = dict(kwargs, drop_last=drop_last) if drop_last else kwargs
-        nb = self._batches_per_ds(batch_size, rng, kw)
-        if nb is not None:
-            return sum(nb)
-        counts = [source_num_batches(ds, batch_size, shuffle=self._component_shuffle(rng, i),
-                                     **kw)
+    def _accepted_kwargs(self) -> frozenset | None:
+        return union_of_accepted(self.datasets)
+
+    def _describe(self) -> str:
+        return (f"ChoiceDataSource(stratified={bool(self.stratified)})["
+                + ", ".join(describe(ds) for ds in self.datasets) + "]")
+
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> ChoicePlan:
+        children = [plan_for(ds, batch_size, child_rng(rng, i), drop_last, shard, kwargs)
+                    for i, ds in enumerate(self.datasets)]
+        nb = self._batches_per_ds(batch_size, rng, drop_last, shard, kwargs)
+        return ChoicePlan(children, nb, self._own_rng(rng),
+                          (_ds_indices_stratified_in_order, _ds_indices_stratified_shuffled),
+                          rng if isinstance(rng, SeedPath) else None,
+                          0 if shard is None else shard.rank)
+
+    def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+                       shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+        nb = self._batches_per_ds(batch_size, rng, drop_last, shard, kwargs)
+        counts = [count_for(ds, batch_size, child_rng(rng, i), drop_last, shard, kwargs)
                   for i, ds in enumerate(self.datasets)]
-        if all(c == np.inf for c in counts):
-            return np.inf
-        if rng is not None or any(c is None for c in counts):
-            return None
-        # In-order rounds: round r ends at the first component holding only r batches.
-        m = min(counts)
-        return len(self.datasets) * m + next(d for d, c in enumerate(counts) if c == m)
+        return choice_num_batches(nb, counts, self._own_rng(rng))
 
-    def _check_iteration(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> None:
-        check_batch_size(batch_size)
-        rng = resolve_shuffle(shuffle)
-        for i, ds in enumerate(self.datasets):
-            check_source_iteration(ds, batch_size, shuffle=self._component_shuffle(rng, i),
-                                   **kwargs)
+    def _fetch_item(self, item: IndexBatch) -> Any:
+        return fetch_for(self.datasets[item.component])(item.indices)
 
-    def _select(self, batch_size: int, iterators: list, rng: Any, kwargs: dict) -> Iterator:
-        """Yield ``(component, item)`` pairs following the selection procedure."""
-        nb = self._batches_per_ds(batch_size, rng, kwargs)
-        own = self._own_rng(rng)
-        if nb is not None:
-            if own is None:
-                schedule = _ds_indices_stratified_in_order(nb)
-            elif isinstance(own, SeedPath):
-                schedule = _ds_indices_stratified_shuffled(nb, own.generator())
-            else:
-                schedule = _ds_indices_stratified_shuffled(nb, own)
-            for d in schedule:
-                try:
-                    item = next(iterators[d])
-                except StopIteration:
-                    return  # a component under-reported its size: end cleanly
-                yield d, item
-            return
-        n = len(iterators)
-        round_no = 0
-        while True:
-            if own is None:
-                order: Any = range(n)
-            elif isinstance(own, SeedPath):
-                order = own.generator(round_no).permutation(n)
-            else:
-                order = own.permutation(n)
-            round_no += 1
-            for d in order:
-                try:
-                    item = next(iterators[d])
-                except StopIteration:
-                    return
-                yield d, item
-
-    def batch_iterator(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> Iterator:
-        """Iterator over batches, each from one component (checked now, lazy).
-
-        Examples
-        --------
-        >>> x = ArrayDataSource([np.arange(0, 8)])
-        >>> y = ArrayDataSource([np.arange(100, 104)])
-        >>> ds = ChoiceDataSource([x, y])
-        >>> [b[0].tolist() for b in ds.batch_iterator(2)]
-        [[0, 1], [100, 101], [2, 3], [102, 103], [4, 5]]
-        """
-        self._check_iteration(batch_size, shuffle=shuffle, **kwargs)
-        return self._iterate(batch_size, shuffle, kwargs)
-
-    def _iterate(self, batch_size: int, shuffle: Any, kwargs: dict) -> Iterator:
-        rng = resolve_shuffle(shuffle)
-        iterators = [
-            iter(ds.batch_iterator(batch_size, shuffle=(
-                rng.child(i) if isinstance(rng, SeedPath) else shuffle), **kwargs))
-            for i, ds in enumerate(self.datasets)
-        ]
-        for _, batch in self._select(batch_size, iterators, rng, kwargs):
-            yield batch
+    def _item_indices(self, item: IndexBatch) -> ChoiceBatch:
+        d = item.component
+        return ChoiceBatch(sample_indices=indices_for(self.datasets[d])(item.indices),
+                           ds_index=d)
 
     def _require_random_access(self) -> None:
         if not self._random_access:
@@ -212,21 +160,12 @@ class ChoiceDataSource(AbstractDataSource):
                             "for index-based access; at least one is not")
 
     def batch_indices_iterator(self, batch_size: int, shuffle: Any = None,
-                               **kwargs: Any) -> Iterator[ChoiceBatch]:
+                               drop_last: bool = False, shard: Any = None,
+                               state: dict | None = None, **kwargs: Any) -> IndexIterator:
         """Iterator over ``ChoiceBatch(sample_indices, ds_index)`` items."""
         self._require_random_access()
-        self._check_iteration(batch_size, shuffle=shuffle, **kwargs)
-        rng = resolve_shuffle(shuffle)
-        iterators = [iter(ds.batch_indices_iterator(batch_size,
-                                                    shuffle=self._component_shuffle(rng, i),
-                                                    **kwargs))
-                     for i, ds in enumerate(self.datasets)]
-        return self._iterate_indices(batch_size, iterators, rng, kwargs)
-
-    def _iterate_indices(self, batch_size: int, iterators: list, rng: Any,
-                         kwargs: dict) -> Iterator[ChoiceBatch]:
-        for d, idx in self._select(batch_size, iterators, rng, kwargs):
-            yield ChoiceBatch(sample_indices=idx, ds_index=d)
+        return self._iterator(IndexIterator, "batch_indices_iterator", self._item_indices,
+                              batch_size, shuffle, drop_last, shard, state, kwargs)
 
     def _as_choice_batch(self, indices: Any) -> ChoiceBatch:
         self._require_random_access()

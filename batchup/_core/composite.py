@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from .rng import SeedPath, resolve_shuffle
+from .iteration import IndexIterator
+from .plans import CompositePlan, IndexBatch
+from .rng import SeedPath, ShuffleRNG
+from .shard import ShardSpec
 from .sources import (
     AbstractDataSource,
-    check_source_iteration,
+    accepted_kwargs,
+    child_rng,
+    count_for,
+    describe,
+    fetch_for,
+    indices_for,
     is_data_source,
+    plan_for,
     source_is_random_access,
-    source_num_batches,
 )
 from .structure import flatten_one_level, trim_to_common_length
-from .validate import check_batch_size
 
 
 def _check_components(datasets: Any, owner: str) -> list:
@@ -28,31 +35,15 @@ def _check_components(datasets: Any, owner: str) -> list:
     return list(datasets)
 
 
-def _component_kwargs(kwargs: dict, i: int) -> dict:
-    """The kwargs for component ``i``: a seed becomes the component's own seed path."""
-    shuffle = kwargs.get("shuffle")
-    if shuffle is None:
-        return kwargs
-    rng = resolve_shuffle(shuffle)
-    if isinstance(rng, SeedPath):
-        return dict(kwargs, shuffle=rng.child(i))
-    return kwargs
-
-
-def _one_from_each(iterators: list) -> Iterator[list]:
-    """Yield a list of one item from every iterator, in order, until any is exhausted.
-
-    Iterators before the exhausted one have already been advanced for that
-    step (and may have drawn random numbers), as in batchup 0.2.3.
-    """
-    while True:
-        items = []
-        for it in iterators:
-            try:
-                items.append(next(it))
-            except StopIteration:
-                return
-        yield items
+def union_of_accepted(datasets: list) -> frozenset | None:
+    """Keywords some component accepts (None: a component accepts any)."""
+    names: set = set()
+    for ds in datasets:
+        acc = accepted_kwargs(ds)
+        if acc is None:
+            return None
+        names |= acc
+    return frozenset(names)
 
 
 class CompositeDataSource(AbstractDataSource):
@@ -102,20 +93,33 @@ class CompositeDataSource(AbstractDataSource):
             return None
         return min(counts)
 
-    def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                    **kwargs: Any) -> int | float | None:
-        self._check_iteration(batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs)
-        kw = dict(kwargs, shuffle=shuffle, drop_last=drop_last)
-        counts = [source_num_batches(ds, batch_size, **_component_kwargs(kw, i))
-                  for i, ds in enumerate(self.datasets)]
-        if any(c is None for c in counts):
-            return None
-        return min(counts)
+    def _accepted_kwargs(self) -> frozenset | None:
+        return union_of_accepted(self.datasets)
 
-    def _check_iteration(self, batch_size: int, **kwargs: Any) -> None:
-        check_batch_size(batch_size)
-        for i, ds in enumerate(self.datasets):
-            check_source_iteration(ds, batch_size, **_component_kwargs(kwargs, i))
+    def _describe(self) -> str:
+        return "CompositeDataSource[" + ", ".join(describe(ds) for ds in self.datasets) + "]"
+
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> CompositePlan:
+        children = [plan_for(ds, batch_size, child_rng(rng, i), drop_last, shard, kwargs)
+                    for i, ds in enumerate(self.datasets)]
+        return CompositePlan(children, rng if isinstance(rng, SeedPath) else None,
+                             0 if shard is None else shard.rank)
+
+    def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+                       shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+        counts = [count_for(ds, batch_size, child_rng(rng, i), drop_last, shard, kwargs)
+                  for i, ds in enumerate(self.datasets)]
+        return None if any(c is None for c in counts) else min(counts)
+
+    def _fetch_item(self, item: IndexBatch) -> Any:
+        return self._prepare([fetch_for(ds)(it)
+                              for ds, it in zip(self.datasets, item.indices, strict=True)])
+
+    def _item_indices(self, item: IndexBatch) -> tuple:
+        batches = [indices_for(ds)(it) for ds, it in zip(self.datasets, item.indices,
+                                                          strict=True)]
+        return tuple(trim_to_common_length(batches) if self.trim else batches)
 
     def _prepare(self, batches: list) -> Any:
         if self.trim:
@@ -123,27 +127,6 @@ class CompositeDataSource(AbstractDataSource):
         if self.flatten:
             return flatten_one_level(batches)
         return tuple(batches)
-
-    def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
-        """Iterator over composite batches (checked now; components start on first use).
-
-        Examples
-        --------
-        >>> a = ArrayDataSource([np.arange(3)])
-        >>> ds = CompositeDataSource([a, a], flatten=False)
-        >>> next(ds.batch_iterator(2))
-        ((array([0, 1]),), (array([0, 1]),))
-        """
-        self._check_iteration(batch_size, **kwargs)
-        return self._iterate(batch_size, kwargs)
-
-    def _iterate(self, batch_size: int, kwargs: dict) -> Iterator:
-        # Components are started on the first request, in order (0.2.3's RNG timing).
-        iterators = [iter(ds.batch_iterator(batch_size, **_component_kwargs(kwargs, i)))
-                     for i, ds in enumerate(self.datasets)]
-        prepare = self._prepare
-        for batches in _one_from_each(iterators):
-            yield prepare(batches)
 
     def _require_random_access(self) -> None:
         if not self._random_access:
@@ -168,17 +151,10 @@ class CompositeDataSource(AbstractDataSource):
         """As ``samples_by_indices_nomapping``, mapping positions through each sampler."""
         return self._fetch_each(indices, "samples_by_indices")
 
-    def batch_indices_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
+    def batch_indices_iterator(self, batch_size: int, shuffle: Any = None,
+                               drop_last: bool = False, shard: Any = None,
+                               state: dict | None = None, **kwargs: Any) -> IndexIterator:
         """Iterator over tuples of component index batches (trimmed if ``trim``)."""
         self._require_random_access()
-        check_batch_size(batch_size)
-        for i, ds in enumerate(self.datasets):
-            check_source_iteration(ds, batch_size, **_component_kwargs(kwargs, i))
-        return self._iterate_indices(batch_size, kwargs)
-
-    def _iterate_indices(self, batch_size: int, kwargs: dict) -> Iterator:
-        iterators = [iter(ds.batch_indices_iterator(batch_size, **_component_kwargs(kwargs, i)))
-                     for i, ds in enumerate(self.datasets)]
-        for batches in _one_from_each(iterators):
-            yield tuple(trim_to_common_length(batches) if self.trim else batches)
-
+        return self._iterator(IndexIterator, "batch_indices_iterator", self._item_indices,
+                              batch_size, shuffle, drop_last, shard, state, kwargs)

@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .passes import PassBatchIterator
+from .iteration import IndexIterator, make_fingerprint
+from .order import InOrder, SeededOrder, StreamOrder
+from .plans import IndexBatch, IteratorPlan, PassPlan, count_batches
 from .rng import SeedPath, ShuffleRNG, resolve_shuffle
+from .shard import ShardSpec, resolve_shard
 from .validate import as_index_array, check_batch_size, check_repeats, is_integer
 
 
@@ -37,12 +40,6 @@ def num_batches(n: int | float, batch_size: int) -> int | float:
     if n % batch_size > 0:
         b += 1
     return b
-
-
-def _count_batches(n_indices: int | float, batch_size: int, drop_last: bool) -> int | float:
-    if n_indices == np.inf:
-        return np.inf
-    return n_indices // batch_size if drop_last else num_batches(n_indices, batch_size)
 
 
 class AbstractSampler:
@@ -76,7 +73,8 @@ class AbstractSampler:
         """Iterator over index batches in random order, drawing from ``shuffle_rng``."""
         raise NotImplementedError(f"Abstract for type {type(self).__name__}")
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int | float:
+    def num_batches(self, batch_size: int, drop_last: bool = False,
+                    shard: Any = None) -> int | float:
         """Number of batches an iteration yields (``np.inf`` if infinite).
 
         Examples
@@ -84,11 +82,46 @@ class AbstractSampler:
         >>> StandardSampler(10, repeats=3).num_batches(7)
         5
         """
-        return _count_batches(self.num_indices_generated(), check_batch_size(batch_size),
-                              drop_last)
+        return count_batches(self.num_indices_generated(), check_batch_size(batch_size),
+                             _check_drop_last(drop_last), resolve_shard(shard))
 
     def check_data_length(self, length: int) -> None:
         """Raise ``ValueError`` if this sampler would index past ``length`` samples."""
+
+    def describe(self) -> str:
+        """A short description (part of an iteration state's fingerprint)."""
+        return type(self).__name__
+
+    def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
+             shard: ShardSpec | None = None) -> Any:
+        """The index plan for one iteration (``rng``: None, a ``SeedPath`` or a stream).
+
+        Samplers written for batchup 0.2.3 implement only the two iterator
+        methods; their plan iterates those (and cannot save its position).
+        """
+        if shard is not None:
+            raise TypeError(f"{type(self).__name__} cannot shard (it has no index plan); "
+                            "shard=None is required")
+        if rng is None:
+            make = lambda: self.in_order_indices_batch_iterator(batch_size)  # noqa: E731
+        else:
+            make = lambda: self.shuffled_indices_batch_iterator(batch_size, rng)  # noqa: E731
+        return IteratorPlan(make, type(self).__name__)
+
+
+def _index_batches(plan: Any, rng: Any, fingerprint_source: str, batch_size: int,
+                   drop_last: bool, shard: Any) -> IndexIterator:
+    return IndexIterator(plan, item_indices,
+                         make_fingerprint(fingerprint_source, batch_size, rng, drop_last, shard),
+                         None if rng is None or isinstance(rng, SeedPath) else rng)
+
+
+def item_indices(item: IndexBatch) -> Any:
+    """An item's indices as batchup 0.2.3 handed them out (slices become arrays)."""
+    idx = item.indices
+    if isinstance(idx, slice):
+        return np.arange(idx.start, idx.stop)
+    return idx
 
 
 def resolve_sampler_rng(shuffle_rng: Any) -> Any:
@@ -150,38 +183,40 @@ class StandardSampler(AbstractSampler):
                 f"sampler covers {self.length} samples but the data has only {length}"
             )
 
-    def _positions(self) -> np.ndarray:
-        return np.arange(self.length)
+    def _values(self) -> np.ndarray | None:
+        return None
 
-    def _permute(self, rng: Any, pass_number: int) -> np.ndarray:
-        if isinstance(rng, SeedPath):
-            return rng.generator(pass_number).permutation(self.length)
-        return rng.permutation(self.length)
+    def describe(self) -> str:
+        return f"{type(self).__name__}(n={self.length}, repeats={self.repeats})"
+
+    def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
+             shard: ShardSpec | None = None) -> PassPlan:
+        values = self._values()
+        if rng is None:
+            order: Any = InOrder(self.length, values)
+        elif isinstance(rng, SeedPath):
+            order = SeededOrder(rng, self.length, values)
+        else:
+            order = StreamOrder(rng, self.length, values)
+        return PassPlan(order, self.length, batch_size, self.repeats, drop_last, shard,
+                        seed=rng if isinstance(rng, SeedPath) else None)
 
     def in_order_indices_batch_iterator(
         self, batch_size: int, drop_last: bool = False
-    ) -> Iterator[np.ndarray]:
+    ) -> IndexIterator:
         batch_size = check_batch_size(batch_size)
         drop_last = _check_drop_last(drop_last)
-        seq: list[np.ndarray] = []
-
-        def draw(_pass: int) -> np.ndarray:
-            if not seq:
-                seq.append(self._positions())
-            return seq[0]
-
-        return PassBatchIterator(draw, self.length, batch_size, self.repeats, drop_last)
+        return _index_batches(self.plan(batch_size, None, drop_last), None, self.describe(),
+                              batch_size, drop_last, None)
 
     def shuffled_indices_batch_iterator(
         self, batch_size: int, shuffle_rng: ShuffleRNG, drop_last: bool = False
-    ) -> Iterator[np.ndarray]:
+    ) -> IndexIterator:
         batch_size = check_batch_size(batch_size)
         drop_last = _check_drop_last(drop_last)
         rng = resolve_sampler_rng(shuffle_rng)
-        return PassBatchIterator(
-            lambda p: self._permute(rng, p), self.length, batch_size, self.repeats,
-            drop_last,
-        )
+        return _index_batches(self.plan(batch_size, rng, drop_last), rng, self.describe(),
+                              batch_size, drop_last, None)
 
 
 class SubsetSampler(StandardSampler):
@@ -223,10 +258,5 @@ class SubsetSampler(StandardSampler):
                 f"found index {bad}"
             )
 
-    def _positions(self) -> np.ndarray:
+    def _values(self) -> np.ndarray | None:
         return self.indices
-
-    def _permute(self, rng: Any, pass_number: int) -> np.ndarray:
-        if isinstance(rng, SeedPath):
-            return rng.generator(pass_number).permutation(self.indices)
-        return rng.permutation(self.indices)

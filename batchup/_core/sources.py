@@ -1,17 +1,146 @@
-"""Data sources: turn samplers' index batches (or functions, or iterators) into batches."""
+"""Data sources: an index plan plus a way to fetch the samples at its indices.
+
+Every source implements ``_plan(batch_size, rng, drop_last, shard, kwargs)``
+(which indices, in which order: see ``plans``) and ``_fetch_item(item)``
+(the batch for one planned item). ``batch_iterator`` joins the two in a
+resumable :class:`~batchup._core.iteration.BatchIterator`; composite, choice,
+map and parallel sources combine their components' plans and fetches.
+Sources written for batchup 0.2.3 that implement ``batch_iterator``
+themselves still work everywhere: their batches are wrapped in an
+``IteratorPlan`` (which iterates but cannot save its position).
+"""
 
 from __future__ import annotations
 
 import collections.abc
+import difflib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from . import batch_map as _bm
+from .context import call_in_batch
+from .iteration import BatchIterator, IndexIterator, make_fingerprint
+from .plans import IndexBatch, IteratorPlan
 from .rng import SeedPath, ShuffleRNG, as_stream, resolve_shuffle
-from .samplers import AbstractSampler, StandardSampler, SubsetSampler, num_batches
+from .samplers import (
+    AbstractSampler,
+    StandardSampler,
+    SubsetSampler,
+    _check_drop_last,
+    item_indices,
+    num_batches,
+)
+from .shard import ShardSpec, resolve_shard
 from .validate import check_batch_size, check_count, check_repeats, is_array_like
+
+#: Keyword arguments every source's ``batch_iterator`` takes.
+_COMMON = ("shuffle", "drop_last", "shard", "state")
+
+
+def signature_kwargs(fn: Callable, skip: tuple = ("batch_size",)) -> frozenset | None:
+    """The keyword names ``fn`` accepts (None: any, it takes ``**kwargs``)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    names = set()
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.add(p.name)
+    return frozenset(names.difference(skip))
+
+
+def accepted_kwargs(ds: Any) -> frozenset | None:
+    """Extra keywords ``ds``'s iteration accepts beyond the common ones (None: any)."""
+    own = getattr(ds, "_accepted_kwargs", None)
+    if own is not None:
+        return own()
+    return signature_kwargs(ds.batch_iterator)
+
+
+def check_kwargs(ds: Any, kwargs: dict, method: str, common: tuple = _COMMON) -> None:
+    """Raise ``TypeError`` for a keyword that no part of ``ds`` accepts (a misspelling)."""
+    if not kwargs:
+        return
+    accepted = accepted_kwargs(ds)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            known = list(common) + sorted(accepted)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{type(ds).__name__}.{method}() got an unexpected keyword argument {key!r}"
+                f"{hint} (it accepts batch_size, {', '.join(known)})"
+            )
+
+
+def describe(ds: Any) -> str:
+    """A short structural description of a source (part of a state's fingerprint)."""
+    own = getattr(ds, "_describe", None)
+    return own() if own is not None else type(ds).__name__
+
+
+def _lookalike_kwargs(rng: Any, drop_last: bool, kwargs: dict) -> dict:
+    kw = dict(kwargs)
+    if rng is not None:
+        kw["shuffle"] = rng
+    if drop_last:
+        kw["drop_last"] = True
+    return kw
+
+
+def plan_for(ds: Any, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+             shard: ShardSpec | None, kwargs: dict) -> Any:
+    """The plan of any source, batchup's own or a look-alike (which gets an ``IteratorPlan``)."""
+    make = getattr(ds, "_plan", None)
+    if make is not None:
+        return make(batch_size, rng, drop_last, shard, kwargs)
+    if shard is not None:
+        raise TypeError(f"{type(ds).__name__} cannot be sharded (it has no index plan)")
+    kw = _lookalike_kwargs(rng, drop_last, kwargs)
+    return IteratorPlan(lambda: ds.batch_iterator(batch_size, **kw), type(ds).__name__,
+                        lambda: source_num_batches(ds, batch_size, **kw))
+
+
+def count_for(ds: Any, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+    """How many batches ``ds`` yields (None: unknown), without building its plan."""
+    count = getattr(ds, "_count_batches", None)
+    if count is not None:
+        return count(batch_size, rng, drop_last, shard, kwargs)
+    return source_num_batches(ds, batch_size, **_lookalike_kwargs(rng, drop_last, kwargs))
+
+
+def _passthrough(item: IndexBatch) -> Any:
+    return item.indices
+
+
+def fetch_for(ds: Any) -> Callable[[IndexBatch], Any]:
+    """The function that turns one of ``ds``'s plan items into its batch."""
+    return getattr(ds, "_fetch_item", _passthrough)
+
+
+def indices_for(ds: Any) -> Callable[[IndexBatch], Any]:
+    """The function that turns one of ``ds``'s plan items into its public index batch."""
+    return getattr(ds, "_item_indices", _passthrough)
+
+
+def child_rng(rng: ShuffleRNG, index: int) -> ShuffleRNG:
+    """What component ``index`` of a composite receives: its own seed path, or the shared
+    stream. The one place where the component-seed rule lives."""
+    return rng.child(index) if isinstance(rng, SeedPath) else rng
+
+
+def stream_of(rng: ShuffleRNG) -> Any:
+    """The stream whose state a resumable iterator must save (None for seeds and in order)."""
+    return None if rng is None or isinstance(rng, SeedPath) else rng
 
 
 def is_data_source(x: Any) -> bool:
@@ -20,15 +149,6 @@ def is_data_source(x: Any) -> bool:
     return isinstance(x, AbstractDataSource) or (
         callable(getattr(x, "batch_iterator", None)) and callable(getattr(x, "num_samples", None))
     )
-
-
-def check_source_iteration(ds: Any, batch_size: int, **kwargs: Any) -> None:
-    """Let ``ds`` reject bad iteration arguments now (look-alikes are not checked)."""
-    check = getattr(ds, "_check_iteration", None)
-    if check is not None:
-        check(batch_size, **kwargs)
-    else:
-        check_batch_size(batch_size)
 
 
 def source_num_batches(ds: Any, batch_size: int, **kwargs: Any) -> int | float | None:
@@ -46,7 +166,9 @@ class AbstractDataSource:
 
     A data source yields mini-batches -- normally tuples of arrays such as
     ``(batch_X, batch_y)`` -- from ``batch_iterator(batch_size, ...)``.
-    Subclasses implement ``num_samples`` and ``batch_iterator``.
+    batchup's sources implement ``_plan`` and ``_fetch_item`` and inherit a
+    resumable, shardable ``batch_iterator``; a subclass written for batchup
+    0.2.3 may instead implement ``num_samples`` and ``batch_iterator`` itself.
 
     Examples
     --------
@@ -64,8 +186,103 @@ class AbstractDataSource:
         """Number of samples one iteration yields: an int, ``np.inf`` or None (unknown)."""
         raise NotImplementedError
 
+    # -- the plan/fetch protocol -------------------------------------------------------
+
+    def _overrides_batch_iterator(self) -> bool:
+        return type(self).batch_iterator is not AbstractDataSource.batch_iterator
+
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> Any:
+        """The index plan of one iteration. This default wraps a ``batch_iterator``
+        implemented by a subclass (0.2.3 style)."""
+        if not self._overrides_batch_iterator():
+            raise NotImplementedError(f"Abstract for type {type(self).__name__}")
+        if shard is not None:
+            raise TypeError(f"{type(self).__name__} cannot be sharded (it implements "
+                            "batch_iterator itself, without an index plan)")
+        kw = _lookalike_kwargs(rng, drop_last, kwargs)
+        return IteratorPlan(lambda: self.batch_iterator(batch_size, **kw), type(self).__name__,
+                            lambda: self.num_batches(batch_size, **kw))
+
+    def _fetch_item(self, item: IndexBatch) -> Any:
+        """The batch for one planned item (for ``IteratorPlan`` items: the item itself)."""
+        return item.indices
+
+    def _accepted_kwargs(self) -> frozenset | None:
+        """Keywords beyond ``shuffle``/``drop_last``/``shard``/``state`` (None: any)."""
+        if self._overrides_batch_iterator():
+            return signature_kwargs(self.batch_iterator)
+        return frozenset()
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    def _iteration(self, method: str, batch_size: Any, shuffle: Any, drop_last: Any,
+                   shard: Any, kwargs: dict) -> tuple:
+        """Check the arguments of an iteration now; return them resolved."""
+        batch_size = check_batch_size(batch_size)
+        rng = resolve_shuffle(shuffle)
+        drop_last = _check_drop_last(drop_last)
+        shard = resolve_shard(shard)
+        check_kwargs(self, kwargs, method,
+                     _COMMON if method != "num_batches" else _COMMON[:3])
+        return batch_size, rng, drop_last, shard
+
+    def _iterator(self, cls: type, method: str, fetch: Callable, batch_size: Any,
+                  shuffle: Any, drop_last: Any, shard: Any, state: Any,
+                  kwargs: dict) -> BatchIterator:
+        args = self._iteration(method, batch_size, shuffle, drop_last, shard, kwargs)
+        plan = self._plan(*args, kwargs)
+        fingerprint = make_fingerprint(describe(self), *args)
+        it = cls(plan, fetch, fingerprint, stream_of(args[1]))
+        if state is not None:
+            it.set_state(state)
+        return it
+
+    def _unplanned(self, batch_size: Any, shuffle: Any, drop_last: Any, shard: Any,
+                   state: Any, kwargs: dict) -> Any:
+        """The raw iterator of a source whose plan is an ``IteratorPlan`` (checked now)."""
+        args = self._iteration("batch_iterator", batch_size, shuffle, drop_last, shard, kwargs)
+        plan = self._plan(*args, kwargs)
+        if state is not None:
+            plan.set_state(state)  # raises NotResumableError
+        return plan.make_iterator()
+
+    def batch_iterator(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
+                       shard: Any = None, state: dict | None = None,
+                       **kwargs: Any) -> BatchIterator:
+        """Iterator over mini-batches; checks its arguments now, draws nothing until used.
+
+        Parameters
+        ----------
+        batch_size : int
+            Samples per batch (per rank when sharded).
+        shuffle : None, bool, int, tuple, SeedPath, RandomState or Generator
+            None/False: in order. A seed: an order computed from the seed. A
+            ``RandomState``: batchup 0.2.3's batches for the same stream.
+        drop_last : bool
+            Leave out a final batch shorter than ``batch_size``.
+        shard : ShardSpec or (rank, world_size), optional
+            Take this rank's share of every global batch (see ``ShardSpec``).
+        state : dict, optional
+            Continue from ``get_state()`` of an earlier iterator with the same arguments.
+
+        Returns
+        -------
+        BatchIterator
+            With ``get_state()`` / ``set_state()``.
+
+        Examples
+        --------
+        >>> ds = ArrayDataSource([np.arange(10)], repeats=2)
+        >>> [b[0].tolist() for b in ds.batch_iterator(4, shuffle=np.random.RandomState(12345))]
+        [[0, 7, 3, 9], [6, 4, 1, 8], [5, 2, 4, 0], [9, 5, 7, 3], [8, 6, 1, 2]]
+        """
+        return self._iterator(BatchIterator, "batch_iterator", self._fetch_item, batch_size,
+                              shuffle, drop_last, shard, state, kwargs)
+
     def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                    **kwargs: Any) -> int | float | None:
+                    shard: Any = None, **kwargs: Any) -> int | float | None:
         """Number of batches ``batch_iterator`` will yield with these arguments.
 
         Returns an int, ``np.inf`` for endless iteration, or None when the
@@ -78,17 +295,20 @@ class AbstractDataSource:
         >>> ArrayDataSource([np.arange(10)]).num_batches(4, drop_last=True)
         2
         """
-        check_batch_size(batch_size)
+        args = self._iteration("num_batches", batch_size, shuffle, drop_last, shard, kwargs)
+        if not self._overrides_batch_iterator() or type(self)._plan is not AbstractDataSource._plan:
+            return self._count_batches(*args, kwargs)
         return None
 
-    def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
-        """Iterator over mini-batches of ``batch_size`` samples."""
-        raise NotImplementedError
+    def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+                       shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+        return self._plan(batch_size, rng, drop_last, shard, kwargs).num_batches()
 
-    def _check_iteration(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> None:
+    def _check_iteration(self, batch_size: int, shuffle: Any = None, drop_last: Any = False,
+                         shard: Any = None, **kwargs: Any) -> None:
         """Raise now if ``batch_iterator`` would fail with these arguments."""
-        check_batch_size(batch_size)
-        resolve_shuffle(shuffle)
+        args = self._iteration("batch_iterator", batch_size, shuffle, drop_last, shard, kwargs)
+        self._plan(*args, kwargs)
 
     def map(self, fn: Callable) -> MapDataSource:
         """A new data source whose batches are ``fn(*batch)``; this one is unchanged.
@@ -160,9 +380,6 @@ class AbstractDataSource:
         """The batches ``batch_map_*`` methods feed to their function."""
         return self.batch_iterator(batch_size, **kwargs)
 
-    @staticmethod
-    def _get_shuffle_rng(shuffle: Any) -> ShuffleRNG:
-        return resolve_shuffle(shuffle)
 
 
 class RandomAccessDataSource(AbstractDataSource):
@@ -235,13 +452,31 @@ class RandomAccessDataSource(AbstractDataSource):
     def num_samples(self, **kwargs: Any) -> int | float:
         return self.sampler.num_indices_generated()
 
-    def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                    **kwargs: Any) -> int | float:
-        self._check_iteration(batch_size, shuffle=shuffle, drop_last=drop_last)
-        n = self.sampler.num_indices_generated()
-        if n == np.inf:
-            return np.inf
-        return n // batch_size if drop_last else num_batches(n, batch_size)
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> Any:
+        sampler = self.sampler
+        plan = getattr(sampler, "plan", None)
+        if plan is None:  # a duck-typed sampler with the two iterator methods only
+            return AbstractSampler.plan(sampler, batch_size, rng, drop_last, shard)
+        return plan(batch_size, rng, drop_last, shard)
+
+    def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+                       shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+        count = getattr(self.sampler, "num_batches", None)
+        if count is None:
+            return None
+        # Asked of the sampler, so that a weighted source answers without shuffle.
+        return count(batch_size, drop_last=drop_last, shard=shard)
+
+    def _describe(self) -> str:
+        sampler = getattr(self.sampler, "describe", None)
+        return f"{type(self).__name__}({sampler() if sampler else type(self.sampler).__name__})"
+
+    def _fetch_item(self, item: IndexBatch) -> Any:
+        return self.samples_by_indices_nomapping(item_indices(item))
+
+    def _item_indices(self, item: IndexBatch) -> Any:
+        return item_indices(item)
 
     def samples_by_indices_nomapping(self, indices: Any) -> tuple:
         """Fetch the samples at data-level ``indices``."""
@@ -251,12 +486,12 @@ class RandomAccessDataSource(AbstractDataSource):
         """Fetch samples at positions ``indices`` (within the subset, if any)."""
         return self.samples_by_indices_nomapping(self.sampler.map_indices(indices))
 
-    def _check_iteration(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> None:
-        self.batch_indices_iterator(batch_size, shuffle=shuffle, **kwargs)
-
     def batch_indices_iterator(self, batch_size: int, shuffle: Any = None,
-                               drop_last: bool = False, **kwargs: Any) -> Iterator:
+                               drop_last: bool = False, shard: Any = None,
+                               state: dict | None = None, **kwargs: Any) -> IndexIterator:
         """Iterator over batches of data-level indices (no draw before the first ``next``).
+
+        Takes the arguments of ``batch_iterator``, and has ``get_state``/``set_state`` too.
 
         Examples
         --------
@@ -264,35 +499,8 @@ class RandomAccessDataSource(AbstractDataSource):
         >>> [b.tolist() for b in ds.batch_indices_iterator(2)]
         [[4, 2], [0]]
         """
-        batch_size = check_batch_size(batch_size)
-        rng = resolve_shuffle(shuffle)
-        if drop_last is not False:
-            if rng is not None:
-                return self.sampler.shuffled_indices_batch_iterator(batch_size, rng,
-                                                                    drop_last=drop_last)
-            return self.sampler.in_order_indices_batch_iterator(batch_size, drop_last=drop_last)
-        if rng is not None:
-            return self.sampler.shuffled_indices_batch_iterator(batch_size, rng)
-        return self.sampler.in_order_indices_batch_iterator(batch_size)
-
-    def batch_iterator(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                       **kwargs: Any) -> Iterator[tuple]:
-        """Iterator over mini-batches; checks its arguments now, draws nothing until used.
-
-        Examples
-        --------
-        >>> ds = ArrayDataSource([np.arange(10)], repeats=2)
-        >>> [b[0].tolist() for b in ds.batch_iterator(4, shuffle=np.random.RandomState(12345))]
-        [[0, 7, 3, 9], [6, 4, 1, 8], [5, 2, 4, 0], [9, 5, 7, 3], [8, 6, 1, 2]]
-        """
-        index_iter = self.batch_indices_iterator(batch_size, shuffle=shuffle,
-                                                 drop_last=drop_last, **kwargs)
-        return self._fetch(index_iter)
-
-    def _fetch(self, index_iter: Iterator) -> Iterator[tuple]:
-        fetch = self.samples_by_indices_nomapping
-        for idx in index_iter:
-            yield fetch(idx)
+        return self._iterator(IndexIterator, "batch_indices_iterator", self._item_indices,
+                              batch_size, shuffle, drop_last, shard, state, kwargs)
 
 
 class ArrayDataSource(RandomAccessDataSource):
@@ -366,7 +574,7 @@ class ArrayDataSource(RandomAccessDataSource):
     def _evaluation_batches(self, batch_size: int, kwargs: dict) -> Iterator:
         # Evaluating in order over NumPy arrays: hand out read-only views instead
         # of gathered copies (copying dominates e.g. a prediction pass). A function
-        # that writes into its input is retried with copies (copy_on_read_only).
+        # that writes into its input gets copies from then on (copy_on_read_only).
         sampler = self.sampler
         if (type(sampler) is StandardSampler and sampler.repeats == 1
                 and set(kwargs) <= {"shuffle", "drop_last"}
@@ -391,19 +599,33 @@ class ArrayDataSource(RandomAccessDataSource):
                 views.insert(0, np.arange(start, stop))
             yield tuple(views)
 
-    def _fetch(self, index_iter: Iterator) -> Iterator[tuple]:
-        # The hot loop of in-memory training: kept free of attribute look-ups.
+    def _fetch_item(self, item: IndexBatch) -> tuple:
+        # The hot path of in-memory training: one gather per array, nothing else.
+        idx = item.indices
+        if type(idx) is slice:
+            return self._fetch_slice(idx)
         data = self.data
         if self.include_indices:
-            for idx in index_iter:
-                yield (idx,) + tuple([d[idx] for d in data])
-        elif len(data) == 2:
-            a, b = data
-            for idx in index_iter:
-                yield (a[idx], b[idx])
-        else:
-            for idx in index_iter:
-                yield tuple([d[idx] for d in data])
+            return (idx,) + tuple([d[idx] for d in data])
+        if len(data) == 2:
+            return (data[0][idx], data[1][idx])
+        return tuple([d[idx] for d in data])
+
+    def _fetch_slice(self, s: slice) -> tuple:
+        # A contiguous in-order run: copied out of NumPy arrays (batches never alias
+        # the data, as in 0.2.3); other array-likes get the index array they always got.
+        rows = None
+        out = []
+        for d in self.data:
+            if isinstance(d, np.ndarray):
+                out.append(np.array(d[s]))
+            else:
+                if rows is None:
+                    rows = np.arange(s.start, s.stop)
+                out.append(d[rows])
+        if self.include_indices:
+            out.insert(0, np.arange(s.start, s.stop))
+        return tuple(out)
 
 
 class CallableDataSource(AbstractDataSource):
@@ -440,14 +662,31 @@ class CallableDataSource(AbstractDataSource):
             return self.num_samples_fn(**kwargs)
         return self.num_samples_fn
 
-    def batch_iterator(self, batch_size: int, **kwargs: Any) -> Any:
-        check_batch_size(batch_size)
-        if "shuffle" in kwargs:
-            # Validate, and hand the user's function something with RandomState's methods.
-            rng = resolve_shuffle(kwargs["shuffle"])
-            if isinstance(kwargs["shuffle"], SeedPath):
-                kwargs["shuffle"] = as_stream(rng)
-        return self.batch_iterator_fn(batch_size, **kwargs)
+    def _accepted_kwargs(self) -> frozenset | None:
+        return signature_kwargs(self.batch_iterator_fn)
+
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> IteratorPlan:
+        if shard is not None:
+            raise TypeError("CallableDataSource cannot be sharded: its function makes the "
+                            "batches (give it the rank itself, or use an ArrayDataSource)")
+        accepted = self._accepted_kwargs()
+        kw = {k: v for k, v in kwargs.items() if accepted is None or k in accepted}
+        if rng is not None:
+            # The user's function gets something with RandomState's methods.
+            kw["shuffle"] = as_stream(rng)
+        if drop_last:
+            kw["drop_last"] = True
+        fn = self.batch_iterator_fn
+        return IteratorPlan(lambda: fn(batch_size, **kw), "CallableDataSource")
+
+    def batch_iterator(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
+                       shard: Any = None, state: dict | None = None, **kwargs: Any) -> Any:
+        """What the function returns for these (checked) arguments, as in 0.2.3.
+
+        It cannot save its position: ``state`` raises ``NotResumableError``.
+        """
+        return self._unplanned(batch_size, shuffle, drop_last, shard, state, kwargs)
 
 
 class IteratorDataSource(AbstractDataSource):
@@ -474,9 +713,19 @@ class IteratorDataSource(AbstractDataSource):
     def num_samples(self, **kwargs: Any) -> int | float | None:
         return self.n_samples
 
-    def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
-        check_batch_size(batch_size)
-        return self.batch_iter
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> IteratorPlan:
+        if shard is not None:
+            raise TypeError("IteratorDataSource cannot be sharded: it wraps one iterator")
+        return IteratorPlan(lambda: self.batch_iter, "IteratorDataSource")
+
+    def batch_iterator(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
+                       shard: Any = None, state: dict | None = None, **kwargs: Any) -> Any:
+        """The wrapped iterator itself, as in 0.2.3 (arguments are checked, then ignored).
+
+        It cannot save its position: ``state`` raises ``NotResumableError``.
+        """
+        return self._unplanned(batch_size, shuffle, drop_last, shard, state, kwargs)
 
 
 class MapDataSource(AbstractDataSource):
@@ -512,22 +761,27 @@ class MapDataSource(AbstractDataSource):
     def num_samples(self, **kwargs: Any) -> int | float | None:
         return self.source.num_samples(**kwargs)
 
-    def num_batches(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
-                    **kwargs: Any) -> int | float | None:
-        return source_num_batches(self.source, batch_size, shuffle=shuffle,
-                                  drop_last=drop_last, **kwargs)
+    def _accepted_kwargs(self) -> frozenset | None:
+        return accepted_kwargs(self.source)
 
-    def _check_iteration(self, batch_size: int, shuffle: Any = None, **kwargs: Any) -> None:
-        check_source_iteration(self.source, batch_size, shuffle=shuffle, **kwargs)
+    def _describe(self) -> str:
+        return f"{describe(self.source)}.map()"
 
-    def batch_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
-        self._check_iteration(batch_size, **kwargs)
-        return self._mapped(batch_size, kwargs)
+    def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+              shard: ShardSpec | None, kwargs: dict) -> Any:
+        return plan_for(self.source, batch_size, rng, drop_last, shard, kwargs)
 
-    def _mapped(self, batch_size: int, kwargs: dict) -> Iterator:
-        fn = self.fn
-        for batch in self.source.batch_iterator(batch_size, **kwargs):
-            yield fn(*batch)
+    def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
+                       shard: ShardSpec | None, kwargs: dict) -> int | float | None:
+        return count_for(self.source, batch_size, rng, drop_last, shard, kwargs)
+
+    def _fetch_item(self, item: IndexBatch) -> Any:
+        # The map runs with the item as "current batch": seeded per-batch and
+        # per-sample generators are the same serially and in any pool.
+        return call_in_batch(item, self.fn, fetch_for(self.source)(item))
+
+    def _item_indices(self, item: IndexBatch) -> Any:
+        return indices_for(self.source)(item)
 
     def _require_random_access(self) -> None:
         if not self._random_access:
@@ -542,9 +796,13 @@ class MapDataSource(AbstractDataSource):
         self._require_random_access()
         return self.fn(*self.source.samples_by_indices(indices))
 
-    def batch_indices_iterator(self, batch_size: int, **kwargs: Any) -> Iterator:
+    def batch_indices_iterator(self, batch_size: int, shuffle: Any = None,
+                               drop_last: bool = False, shard: Any = None,
+                               state: dict | None = None, **kwargs: Any) -> IndexIterator:
+        """The index batches of the source (see ``RandomAccessDataSource``)."""
         self._require_random_access()
-        return self.source.batch_indices_iterator(batch_size, **kwargs)
+        return self._iterator(IndexIterator, "batch_indices_iterator", self._item_indices,
+                              batch_size, shuffle, drop_last, shard, state, kwargs)
 
 
 def coerce_data_source(x: Any) -> AbstractDataSource:

@@ -16,13 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from .plans import IndexBatch, shard_share
 from .rng import SeedPath, ShuffleRNG, uniform_sampler
 from .samplers import (
     AbstractSampler,
     InOrderNotSupportedError,
     _check_drop_last,
+    _index_batches,
     resolve_sampler_rng,
 )
+from .shard import ShardSpec
 from .validate import as_index_array, check_batch_size, check_labels, check_weights
 
 #: With a seed, uniforms are drawn for this many batches at a time from a
@@ -38,18 +41,26 @@ def _cdf(p: np.ndarray) -> np.ndarray:
     return cdf
 
 
-class _WeightedBatchIterator(Iterator[np.ndarray]):
-    """Endless batches of indices drawn with replacement from a prepared CDF."""
+class WeightedPlan(Iterator[IndexBatch]):
+    """Endless batches of indices drawn with replacement from a prepared CDF.
 
+    With a seed, the uniforms of (global) batch ``b`` come from a generator
+    derived from (seed, path, ``b // 64``), so the plan's state is the batch
+    number alone. With a stream, they are drawn from it as 0.2.3 drew them.
+    When sharded, every rank draws the global batch and keeps its slice.
+    """
+
+    kind = "weighted"
     __slots__ = ("_cdf", "_values", "_size", "_uniform", "_choice", "_p", "_seed",
-                 "_block", "_block_no", "_batch_no")
+                 "_block", "_block_no", "_batch_no", "_rank", "_batch_size")
 
     def __init__(self, cdf: np.ndarray, p: np.ndarray, values: np.ndarray | None,
-                 batch_size: int, rng: Any) -> None:
+                 batch_size: int, rng: Any, shard: ShardSpec | None = None) -> None:
         self._cdf = cdf
         self._p = p
         self._values = values
-        self._size = batch_size
+        self._batch_size = batch_size
+        self._rank, _, self._size = shard_share(shard, batch_size)
         self._seed = rng if isinstance(rng, SeedPath) else None
         self._uniform: Callable[[int], np.ndarray] | None = (
             None if self._seed is not None else uniform_sampler(rng)
@@ -60,8 +71,11 @@ class _WeightedBatchIterator(Iterator[np.ndarray]):
         self._block_no = -1
         self._batch_no = 0
 
-    def __iter__(self) -> _WeightedBatchIterator:
+    def __iter__(self) -> WeightedPlan:
         return self
+
+    def num_batches(self) -> float:
+        return np.inf
 
     def _seeded_uniforms(self) -> np.ndarray:
         block_no, offset = divmod(self._batch_no, _SEED_BLOCK)
@@ -72,17 +86,36 @@ class _WeightedBatchIterator(Iterator[np.ndarray]):
         assert self._block is not None
         return self._block[offset * self._size:(offset + 1) * self._size]
 
-    def __next__(self) -> np.ndarray:
+    def __next__(self) -> IndexBatch:
+        step = self._batch_no
         if self._choice is not None:
             a = len(self._p) if self._values is None else self._values
-            return self._choice(a, size=(self._size,), p=self._p)
-        if self._uniform is not None:
-            u = self._uniform((self._size,))
+            idx = self._choice(a, size=(self._size,), p=self._p)
         else:
-            u = self._seeded_uniforms()
-        self._batch_no += 1
-        idx = self._cdf.searchsorted(u, side="right")
-        return idx if self._values is None else self._values[idx]
+            if self._uniform is not None:
+                u = self._uniform((self._size,))
+            else:
+                u = self._seeded_uniforms()
+            idx = self._cdf.searchsorted(u, side="right")
+            if self._values is not None:
+                idx = self._values[idx]
+        self._batch_no = step + 1
+        lo = self._rank * self._batch_size
+        if self._size != self._batch_size:
+            idx = idx[lo:lo + self._batch_size]
+        return IndexBatch(idx, 0, step, self._rank, self._seed, draws=step * self._size + lo)
+
+    def get_state(self) -> dict:
+        return {"plan": self.kind, "step": self._batch_no}
+
+    def set_state(self, state: dict) -> None:
+        if not isinstance(state, dict) or state.get("plan") != self.kind:
+            raise ValueError(f"expected the state of a weighted plan, got {state!r:.80}")
+        step = state.get("step")
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"weighted plan state: 'step' must be an integer >= 0, "
+                             f"not {step!r}")
+        self._batch_no = step
 
 
 class WeightedSampler(AbstractSampler):
@@ -126,13 +159,23 @@ class WeightedSampler(AbstractSampler):
             "RandomState or Generator> (shuffle=None/False means in order)"
         )
 
+    def describe(self) -> str:
+        return f"WeightedSampler(n={self.length})"
+
+    def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
+             shard: ShardSpec | None = None) -> WeightedPlan:
+        if rng is None:
+            self.in_order_indices_batch_iterator(batch_size)
+        return WeightedPlan(self._cdf, self.weights, None, batch_size, rng, shard)
+
     def shuffled_indices_batch_iterator(
         self, batch_size: int, shuffle_rng: ShuffleRNG, drop_last: bool = False
     ) -> Iterator[np.ndarray]:
-        _check_drop_last(drop_last)
-        return _WeightedBatchIterator(self._cdf, self.weights, None,
-                                      check_batch_size(batch_size),
-                                      resolve_sampler_rng(shuffle_rng))
+        drop_last = _check_drop_last(drop_last)
+        batch_size = check_batch_size(batch_size)
+        rng = resolve_sampler_rng(shuffle_rng)
+        return _index_batches(self.plan(batch_size, rng), rng, self.describe(), batch_size,
+                              drop_last, None)
 
     @staticmethod
     def class_balancing_sample_weights(y: Any, n_classes: int | None = None) -> np.ndarray:
@@ -230,13 +273,23 @@ class WeightedSubsetSampler(AbstractSampler):
             "RandomState or Generator> (shuffle=None/False means in order)"
         )
 
+    def describe(self) -> str:
+        return f"WeightedSubsetSampler(n={self.length})"
+
+    def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
+             shard: ShardSpec | None = None) -> WeightedPlan:
+        if rng is None:
+            self.in_order_indices_batch_iterator(batch_size)
+        return WeightedPlan(self._cdf, self.sub_weights, self.indices, batch_size, rng, shard)
+
     def shuffled_indices_batch_iterator(
         self, batch_size: int, shuffle_rng: ShuffleRNG, drop_last: bool = False
     ) -> Iterator[np.ndarray]:
-        _check_drop_last(drop_last)
-        return _WeightedBatchIterator(self._cdf, self.sub_weights, self.indices,
-                                      check_batch_size(batch_size),
-                                      resolve_sampler_rng(shuffle_rng))
+        drop_last = _check_drop_last(drop_last)
+        batch_size = check_batch_size(batch_size)
+        rng = resolve_sampler_rng(shuffle_rng)
+        return _index_batches(self.plan(batch_size, rng), rng, self.describe(), batch_size,
+                              drop_last, None)
 
     @staticmethod
     def class_balancing_sampler(

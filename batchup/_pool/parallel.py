@@ -8,6 +8,7 @@ import numpy as np
 
 from batchup._core.sources import AbstractDataSource, ArrayDataSource
 
+from .executor import TaskExecutor
 from .randomness import entropy_from_shuffle
 from .stream import (
     TaskTimer,
@@ -84,8 +85,9 @@ class ParallelDataSource(AbstractDataSource):
         A random-access data source (``ds.is_random_access`` is true).
     batch_buffer_size : int
         How many batches are prepared ahead of the consumer.
-    pool : AbstractWorkerPool
-        The pool that prepares the batches.
+    pool : WorkerThreadPool or WorkerProcessPool
+        The pool that prepares the batches (any
+        :class:`~batchup._pool.executor.TaskExecutor`).
     batches_per_chunk : int or None
         Process pools send this many consecutive index batches to a worker in
         one message. ``None`` (the default) chooses automatically from how long
@@ -114,15 +116,13 @@ class ParallelDataSource(AbstractDataSource):
         pool: Any,
         batches_per_chunk: int | None = None,
     ) -> None:
-        from .pools import AbstractWorkerPool
-
         if not isinstance(ds, AbstractDataSource):
             raise TypeError(
                 f"ds must implement `data_source.AbstractDataSource`, not {type(ds).__name__}"
             )
         if not ds.is_random_access:
             raise TypeError(f"ds must be random access; it is of type {type(ds).__name__}")
-        if not isinstance(pool, AbstractWorkerPool):
+        if not isinstance(pool, TaskExecutor):
             raise TypeError(
                 f"pool must be a WorkerThreadPool or WorkerProcessPool, not {type(pool).__name__}"
             )

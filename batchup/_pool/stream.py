@@ -1,4 +1,8 @@
-"""Ordered, buffered streams of tasks run by a worker pool."""
+"""Ordered, buffered streams of tasks run by a worker pool.
+
+A stream needs only the :class:`~batchup._pool.executor.TaskExecutor` protocol
+of its pool (see the design note in :mod:`batchup._pool.executor`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from .executor import TaskExecutor
 
 __all__ = ["WorkStream", "WorkStreamIterator"]
 
@@ -107,8 +113,9 @@ class WorkStream:
 
     Parameters
     ----------
-    worker_pool : AbstractWorkerPool
-        The pool that runs the tasks.
+    worker_pool : WorkerThreadPool or WorkerProcessPool
+        The pool that runs the tasks (any
+        :class:`~batchup._pool.executor.TaskExecutor`).
     task_generator : iterator, iterable or generator function
         Yields tasks ``(fn,)``, ``(fn, args)`` or ``(fn, args, kwargs)``.
     task_buffer_size : int
@@ -152,9 +159,7 @@ class WorkStream:
         entropy: tuple[int, ...] | None = None,
         timer: TaskTimer | None = None,
     ) -> None:
-        from .pools import AbstractWorkerPool
-
-        if not isinstance(worker_pool, AbstractWorkerPool):
+        if not isinstance(worker_pool, TaskExecutor):
             raise TypeError(
                 f"worker_pool must be a WorkerThreadPool or WorkerProcessPool, "
                 f"not {type(worker_pool).__name__}"
@@ -163,15 +168,15 @@ class WorkStream:
         chunk = _check_chunk_size("tasks_per_chunk", tasks_per_chunk)
         self._fixed_chunk = None if chunk is None else min(chunk, self._buffer_size)
         self._timer = timer if timer is not None else TaskTimer()
-        self._auto_cap = worker_pool._max_auto_chunk(self._buffer_size)
-        worker_pool._check_open()
-        self._pool = worker_pool
+        self._auto_cap = worker_pool.max_auto_chunk(self._buffer_size)
+        worker_pool.check_open()
+        self._pool: TaskExecutor = worker_pool
         self._tasks: Iterator | None = _as_iterator(task_generator)
-        self._entropy = entropy if entropy is not None else worker_pool._next_entropy()
+        self._entropy = entropy if entropy is not None else worker_pool.next_entropy()
         self._position = 0
         self._pending: deque = deque()
         self._finalizer = weakref.finalize(self, _cancel_all, self._pending)
-        worker_pool._want_buffer(self._buffer_size)
+        worker_pool.want_buffer(self._buffer_size)
         self._fill()
 
     @property
@@ -212,7 +217,7 @@ class WorkStream:
             if not chunk:
                 break
             try:
-                handles = self._pool._submit_chunk(chunk, self._entropy, self._timer)
+                handles = self._pool.submit_chunk(chunk, self._entropy, self._timer)
             except BaseException:
                 self.close()
                 raise

@@ -1,0 +1,175 @@
+"""``BatchIterator``: a plan plus a fetch, with a position that can be saved and restored.
+
+``ds.batch_iterator(...)`` returns one. ``get_state()`` gives a small
+JSON-serialisable dict; ``ds.batch_iterator(..., state=state)`` (or
+``it.set_state(state)``) continues with exactly the batches the
+uninterrupted iterator would have yielded next.
+
+A state holds:
+
+* ``plan`` -- the plan's position (pass, position, step; seeded plans need
+  nothing else, so the state is a few hundred bytes whatever the size of
+  the data);
+* ``rng`` -- for a stream ``shuffle`` (``RandomState``/``Generator``), the
+  stream's state at the consumer's position; restoring sets the stream given
+  to the new iterator to it, so later draws continue as they would have;
+* ``fingerprint`` -- what the iteration was over (source structure and
+  lengths, batch size, shuffle, shard policy); restoring into anything else
+  raises ``ValueError`` naming what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .rng import SeedPath
+from .rngstate import capture_stream_state, restore_stream, stream_kind
+
+STATE_VERSION = 1
+
+
+def describe_shuffle(rng: Any) -> str:
+    """How a resolved ``shuffle`` is named in a fingerprint."""
+    if rng is None:
+        return "in order"
+    if isinstance(rng, SeedPath):
+        return f"seed {rng.seed}" + (f" path {list(rng.path)}" if rng.path else "")
+    return f"stream {stream_kind(rng)}"
+
+
+def make_fingerprint(source: str, batch_size: int, rng: Any, drop_last: bool,
+                     shard: Any) -> dict:
+    """What a state is valid for. The source description is hashed when long.
+
+    The batch size recorded is the *global* one (``batch_size * world_size``)
+    and the rank is left out, so that a state restores on any rank and with a
+    different world size of the same global batch size.
+    """
+    world = 1 if shard is None else shard.world_size
+    if len(source) > 160:
+        digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+        source = f"{source[:120]}... sha1:{digest}"
+    return {"source": source, "global_batch_size": batch_size * world,
+            "shuffle": describe_shuffle(rng), "drop_last": bool(drop_last),
+            "shard": None if shard is None else shard.remainder}
+
+
+_FIELD_NAMES = {"source": "the data source", "global_batch_size": "the global batch size "
+                "(batch_size * world_size)", "shuffle": "shuffle", "drop_last": "drop_last",
+                "shard": "the shard remainder policy (or sharding itself)"}
+
+
+def check_fingerprint(saved: Any, mine: dict) -> None:
+    """Raise ``ValueError`` naming every field in which ``saved`` differs from ``mine``."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"state has no valid fingerprint: {saved!r:.100}")
+    diffs = [f"{_FIELD_NAMES[k]}: saved {saved.get(k)!r}, now {mine[k]!r}"
+             for k in mine if saved.get(k) != mine[k]]
+    if diffs:
+        raise ValueError("the state was saved from a different iteration; "
+                         + "; ".join(diffs))
+
+
+def check_state(state: Any) -> dict:
+    if not isinstance(state, dict) or state.get("batchup_state") != STATE_VERSION:
+        raise ValueError(
+            "state must be a dict returned by a batchup iterator's get_state() "
+            f"(batchup_state={STATE_VERSION}), not {state!r:.100}"
+        )
+    return state
+
+
+class BatchIterator(Iterator):
+    """Iterator over mini-batches with ``get_state()`` / ``set_state()``.
+
+    Returned by ``batch_iterator`` of every batchup data source.
+
+    Examples
+    --------
+    >>> import json
+    >>> import numpy as np
+    >>> from batchup import data_source
+    >>> ds = data_source.ArrayDataSource([np.arange(10)])
+    >>> it = ds.batch_iterator(3, shuffle=7)
+    >>> first = next(it)
+    >>> saved = json.dumps(it.get_state())
+    >>> rest = [b[0].tolist() for b in it]
+    >>> again = ds.batch_iterator(3, shuffle=7, state=json.loads(saved))
+    >>> [b[0].tolist() for b in again] == rest
+    True
+    """
+
+    __slots__ = ("_plan", "_fetch", "_fingerprint", "_stream", "__weakref__")
+
+    def __init__(self, plan: Any, fetch: Callable, fingerprint: dict, stream: Any) -> None:
+        self._plan = plan
+        self._fetch = fetch
+        self._fingerprint = fingerprint
+        self._stream = stream
+
+    def __iter__(self) -> BatchIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._fetch(next(self._plan))
+
+    @property
+    def plan(self) -> Any:
+        """The index plan behind this iterator."""
+        return self._plan
+
+    def snapshot(self) -> tuple:
+        """The position now, cheaply (``state_from_snapshot`` turns it into a state)."""
+        rng = None if self._stream is None else capture_stream_state(self._stream)
+        return self._plan.get_state(), rng
+
+    def state_from_snapshot(self, snap: tuple) -> dict:
+        plan, rng = snap
+        state = {"batchup_state": STATE_VERSION, "fingerprint": self._fingerprint,
+                 "plan": plan}
+        if rng is not None:
+            state["rng"] = rng
+        return state
+
+    def get_state(self) -> dict:
+        """The position after the last batch returned: a small JSON-serialisable dict."""
+        return self.state_from_snapshot(self.snapshot())
+
+    def set_state(self, state: dict) -> None:
+        """Continue from ``state`` (from ``get_state`` of an iterator over the same source
+        with the same arguments); raises ``ValueError`` naming what differs otherwise."""
+        state = check_state(state)
+        check_fingerprint(state.get("fingerprint"), self._fingerprint)
+        self._plan.set_state(state.get("plan"))
+        if self._stream is not None:
+            rng = state.get("rng")
+            if not isinstance(rng, dict):
+                raise ValueError("state lacks the random stream's state ('rng')")
+            restore_stream(self._stream, rng)
+
+    def num_batches(self) -> Any:
+        """Batches a full iteration yields (``inf`` if endless, None if unknown)."""
+        return self._plan.num_batches()
+
+    def close(self) -> None:
+        """Release what the iteration holds (idempotent)."""
+        close = getattr(self._plan, "close", None)
+        if close is not None:
+            close()
+
+
+class IndexIterator(BatchIterator):
+    """Iterator over index batches (``batch_indices_iterator``), with ``get_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from batchup import data_source
+    >>> it = data_source.ArrayDataSource([np.arange(5)]).batch_indices_iterator(2)
+    >>> [b.tolist() for b in it]
+    [[0, 1], [2, 3], [4]]
+    """
+
+    __slots__ = ()
