@@ -19,6 +19,9 @@ Examples
 from batchup._core.batch_map import batch_map_concat, batch_map_mean
 from batchup._core.choice import ChoiceDataSource
 from batchup._core.composite import CompositeDataSource
+from batchup._core.iteration import BatchIterator, IndexIterator
+from batchup._core.rngstate import NotResumableError
+from batchup._core.shard import ShardSpec
 from batchup._core.sources import (
     AbstractDataSource,
     ArrayDataSource,
@@ -43,6 +46,10 @@ __all__ = [
     "ChoiceDataSource",
     "ChoiceBatch",
     "MapDataSource",
+    "BatchIterator",
+    "IndexIterator",
+    "NotResumableError",
+    "ShardSpec",
     "batch_map_concat",
     "batch_map_mean",
     "coerce_data_source",
