@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from batchup import data_source, sampling, work_pool
+from batchup._core.plans import IndexBatch
 from batchup._pool import shm
 from batchup._pool.cpu import available_cpus
 
@@ -628,7 +629,7 @@ def test_array_batches_are_gathered_into_the_slot(tmp_path):
         idx = np.array([5, -1, 17, 0] * 10)
         shm.begin_task(path)
         try:
-            batch = parallel._fetch(ds, idx)
+            batch = parallel._fetch(ds, IndexBatch(idx, 0, 0))
             mm = shm._worker_maps[path].mm
             whole = np.frombuffer(mm, dtype=np.uint8)
             assert all(np.shares_memory(a, whole) for a in batch)
@@ -683,7 +684,8 @@ def test_out_of_range_index_raises_in_consumer(proc_pool):
         stream.retrieve()
     from batchup._pool import parallel
 
-    stream = proc_pool.work_stream([(parallel._fetch, (ds, np.array([0, 50] * 16)))])
+    item = IndexBatch(np.array([0, 50] * 16), 0, 0)
+    stream = proc_pool.work_stream([(parallel._fetch, (ds, item))])
     with pytest.raises(IndexError, match="50"):
         stream.retrieve()
 

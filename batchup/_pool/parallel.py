@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
 
-from batchup._core.sources import AbstractDataSource, ArrayDataSource
+from batchup._core.iteration import check_fingerprint, check_state, make_fingerprint
+from batchup._core.rngstate import capture_stream_state, restore_stream
+from batchup._core.sources import AbstractDataSource, ArrayDataSource, describe, stream_of
 
 from .executor import TaskExecutor
 from .randomness import entropy_from_shuffle
@@ -18,15 +21,18 @@ from .stream import (
     _check_chunk_size,
 )
 
-__all__ = ["ParallelDataSource"]
+__all__ = ["ParallelDataSource", "ParallelBatchIterator"]
 
 
-def _fetch(ds: Any, index_batch: Any) -> Any:
-    if type(ds) is ArrayDataSource and type(index_batch) is np.ndarray:
-        batch = _gather_into_slot(ds, index_batch)
+def _fetch(ds: Any, item: Any) -> Any:
+    """Worker side: the batch of one planned item (``ds._fetch_item``, which also sets
+    the batch context for map functions)."""
+    idx = item.indices
+    if type(ds) is ArrayDataSource and type(idx) is np.ndarray:
+        batch = _gather_into_slot(ds, idx)
         if batch is not None:
             return batch
-    return ds.samples_by_indices_nomapping(index_batch)
+    return ds._fetch_item(item)
 
 
 def _gather_into_slot(ds: ArrayDataSource, idx: np.ndarray) -> tuple | None:
@@ -147,14 +153,20 @@ class ParallelDataSource(AbstractDataSource):
         return self._ds.num_batches(batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs)
 
     def batch_iterator(
-        self, batch_size: int, shuffle: Any = None, drop_last: bool = False, **kwargs: Any
-    ) -> WorkStreamIterator:
+        self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
+        shard: Any = None, state: dict | None = None, **kwargs: Any
+    ) -> ParallelBatchIterator:
         """Start preparing batches now; return an iterator over them in order.
 
-        As in batchup 0.2.3 the buffer starts filling when this is called, so the
+        Takes the arguments of the wrapped source's ``batch_iterator``. As in
+        batchup 0.2.3 the buffer starts filling when this is called, so the
         first ``batch_buffer_size`` index batches (and their random draws) are
         taken at once. ``close()`` the iterator, ``break`` and drop it, or let it
         be garbage collected to cancel the work still pending.
+
+        The iterator's ``get_state()`` is the *consumer's* position: batches
+        prepared ahead but not yet returned are not counted, so a state saved
+        here restores (in a pool or serially) to exactly the next batch.
 
         Examples
         --------
@@ -166,23 +178,143 @@ class ParallelDataSource(AbstractDataSource):
         ...     [b[0].tolist() for b in par.batch_iterator(batch_size=2)]
         [[0, 10], [20, 30], [40]]
         """
-        if drop_last is False:
-            index_iter = self._ds.batch_indices_iterator(batch_size, shuffle=shuffle, **kwargs)
-        else:
-            index_iter = self._ds.batch_indices_iterator(
-                batch_size, shuffle=shuffle, drop_last=drop_last, **kwargs
-            )
-        shared = self._shared_ds
-        tasks = ((_fetch, (shared, index_batch)) for index_batch in index_iter)
-        stream = WorkStream(
-            self._pool,
-            tasks,
-            self._batch_buffer_size,
-            self._batches_per_chunk,
-            entropy=entropy_from_shuffle(shuffle),
-            timer=self._timer,
+        ds = self._ds
+        args = ds._iteration("batch_iterator", batch_size, shuffle, drop_last, shard, kwargs)
+        rng = args[1]
+        it = ParallelBatchIterator(
+            self, ds._plan(*args, kwargs), make_fingerprint(describe(ds), *args),
+            stream_of(rng), entropy_from_shuffle(rng) if rng is not None else None,
         )
-        return stream.retrieve_iter()
+        if state is not None:
+            it.set_state(state)
+        return it
 
     def __repr__(self) -> str:
         return f"ParallelDataSource({self._ds!r}, {self._batch_buffer_size}, {self._pool!r})"
+
+
+def _snapshot(plan: Any, rng: Any) -> tuple:
+    """The plan's position now (None if it cannot save one) and the stream's state."""
+    plan_state = None
+    try:
+        plan_state = plan.get_state()
+    except TypeError:  # NotResumableError: raised again if get_state is asked for
+        pass
+    return plan_state, None if rng is None else capture_stream_state(rng)
+
+
+def _tasks(plan: Any, rng: Any, shared: Any, queued: deque) -> Any:
+    # No reference to the iterator: dropping it must free the stream at once
+    # (cancelling its pending work), not at the next garbage collection.
+    for item in plan:
+        queued.append((item.step, _snapshot(plan, rng)))
+        yield (_fetch, (shared, item))
+
+
+class ParallelBatchIterator:
+    """Batches of a :class:`ParallelDataSource`, in order, with ``get_state``/``set_state``.
+
+    The calling thread runs the index plan and submits one task per planned
+    item; each item's plan position is queued beside its task, so the state
+    returned by ``get_state`` is the position after the last batch *returned*.
+    ``set_state`` cancels the prepared work, moves the plan and starts again.
+
+    Examples
+    --------
+    >>> import json
+    >>> from batchup import data_source, work_pool
+    >>> ds = data_source.ArrayDataSource([np.arange(8)])
+    >>> with work_pool.WorkerThreadPool(2) as pool:
+    ...     par = pool.parallel_data_source(ds, batch_buffer_size=3)
+    ...     it = par.batch_iterator(2, shuffle=5)
+    ...     first = next(it)
+    ...     state = json.loads(json.dumps(it.get_state()))
+    ...     rest = [b[0].tolist() for b in it]
+    ...     again = [b[0].tolist() for b in par.batch_iterator(2, shuffle=5, state=state)]
+    >>> again == rest, it.next_step is None
+    (True, True)
+    """
+
+    def __init__(self, owner: ParallelDataSource, plan: Any, fingerprint: dict, stream: Any,
+                 entropy: tuple[int, ...] | None) -> None:
+        self._owner = owner
+        self._plan = plan
+        self._fingerprint = fingerprint
+        self._rng = stream
+        self._entropy = entropy
+        self._queued: deque = deque()
+        self._last = self._snapshot()
+        self._stream: WorkStream | None = None
+        self._work: WorkStreamIterator | None = None
+        self._start(0)
+
+    def _snapshot(self) -> tuple:
+        return _snapshot(self._plan, self._rng)
+
+    def _start(self, first_position: int) -> None:
+        owner = self._owner
+        self._queued.clear()
+        tasks = _tasks(self._plan, self._rng, owner._shared_ds, self._queued)
+        work = WorkStream(
+            owner._pool, tasks, owner._batch_buffer_size, owner._batches_per_chunk,
+            entropy=self._entropy, timer=owner._timer, first_position=first_position,
+        )
+        self._stream = work
+        self._work = work.retrieve_iter()
+
+    def __iter__(self) -> ParallelBatchIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._work is None:
+            raise StopIteration
+        batch = next(self._work)
+        _, self._last = self._queued.popleft()
+        return batch
+
+    @property
+    def next_step(self) -> int | None:
+        """The step (plan position) of the next batch to be returned, if one is prepared."""
+        return self._queued[0][0] if self._queued else None
+
+    def get_state(self) -> dict:
+        """The consumer's position: a small JSON-serialisable dict (see ``BatchIterator``)."""
+        plan_state, rng = self._last
+        if plan_state is None:
+            self._plan.get_state()  # raises NotResumableError with the reason
+        state = {"batchup_state": 1, "fingerprint": self._fingerprint, "plan": plan_state}
+        if rng is not None:
+            state["rng"] = rng
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """Cancel the prepared batches and continue from ``state``."""
+        state = check_state(state)
+        check_fingerprint(state.get("fingerprint"), self._fingerprint)
+        self.close()
+        self._plan.set_state(state.get("plan"))
+        if self._rng is not None:
+            rng = state.get("rng")
+            if not isinstance(rng, dict):
+                raise ValueError("state lacks the random stream's state ('rng')")
+            restore_stream(self._rng, rng)
+        self._last = self._snapshot()
+        self._start(int(state["plan"].get("step", 0)))
+
+    def num_batches(self) -> Any:
+        """Batches a full iteration yields (``inf`` if endless, None if unknown)."""
+        return self._plan.num_batches()
+
+    def close(self) -> None:
+        """Cancel the work still pending. Idempotent."""
+        work, self._work = self._work, None
+        self._stream = None
+        if work is not None:
+            work.close()
+        self._queued.clear()
+
+    def __enter__(self) -> ParallelBatchIterator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -40,38 +40,47 @@ _fallback: np.random.Generator | None = None
 
 
 def entropy_from_shuffle(shuffle: object) -> tuple[int, ...] | None:
-    """Worker-stream entropy for an int (or tuple-of-int) ``shuffle`` seed, else ``None``.
+    """Worker-stream entropy for a seeded ``shuffle`` (int, tuple of ints, ``SeedPath``), else None.
 
     Examples
     --------
     >>> entropy_from_shuffle(7)
     (7, 1650553955)
+    >>> from batchup.sampling import SeedPath
+    >>> entropy_from_shuffle(SeedPath(7, (1,)))
+    (7, 1, 1650553955)
     >>> entropy_from_shuffle(np.random.RandomState(0)) is None
     True
     """
-    if isinstance(shuffle, bool):
+    from batchup._core.rng import SeedPath, resolve_shuffle
+
+    if not isinstance(shuffle, (int, np.integer, tuple, SeedPath)) or isinstance(shuffle, bool):
         return None
-    if isinstance(shuffle, (int, np.integer)) and shuffle >= 0:
-        return (int(shuffle), _WORKER_STREAM_TAG)
-    if (
-        isinstance(shuffle, tuple)
-        and shuffle
-        and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in shuffle
-        )
-    ):
-        return (*(int(s) for s in shuffle), _WORKER_STREAM_TAG)
-    return None
+    try:
+        rng = resolve_shuffle(shuffle)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(rng, SeedPath):
+        return None
+    return (rng.seed, *rng.path, _WORKER_STREAM_TAG)
 
 
 def task_rng() -> np.random.Generator:
     """The random generator of the task being run by the current worker.
 
-    Call it from a map function (or any task function) running in a pool to
-    get a ``numpy.random.Generator`` whose stream depends only on the
-    iteration's seed and the batch's position: the same batches come out
-    whatever the number of workers, with threads or processes. Outside a pool
-    task it returns a process-wide generator seeded from fresh OS entropy.
+    Call it from a map function (or any task function) to get a
+    ``numpy.random.Generator``:
+
+    * in a map function of a *seeded* iteration (``shuffle`` an int, a tuple
+      or a ``SeedPath``): the batch's generator, keyed on (seed, epoch, step,
+      rank) -- the same serially, in threads and in processes, with any number
+      of workers (it is :func:`batchup.randomness.batch_rng`);
+    * otherwise, in a pool task: a stream that depends only on the
+      iteration's entropy (the pool's ``seed`` and a counter of iterations)
+      and the task's position;
+    * otherwise (serially, without a seed): a process-wide generator seeded
+      from fresh OS entropy -- **not repeatable**: "same seed, same batches"
+      covers the batches' indices, not augmentation drawn this way.
 
     Returns
     -------
@@ -84,6 +93,13 @@ def task_rng() -> np.random.Generator:
     >>> augment(np.zeros(3)).shape
     (3,)
     """
+    from batchup._core.context import current_batch
+
+    info = current_batch()
+    if info is not None and info.seed is not None:
+        # A seeded iteration's map function: the batch's own generator, keyed on
+        # (seed, epoch, step, rank), identical serially and in any pool.
+        return info.rng
     seq = getattr(_local, "seq", None)
     if seq is None:
         global _fallback

@@ -158,6 +158,7 @@ class WorkStream:
         *,
         entropy: tuple[int, ...] | None = None,
         timer: TaskTimer | None = None,
+        first_position: int = 0,
     ) -> None:
         if not isinstance(worker_pool, TaskExecutor):
             raise TypeError(
@@ -173,7 +174,9 @@ class WorkStream:
         self._pool: TaskExecutor = worker_pool
         self._tasks: Iterator | None = _as_iterator(task_generator)
         self._entropy = entropy if entropy is not None else worker_pool.next_entropy()
-        self._position = 0
+        # Task positions key the per-task random streams; a resumed iteration
+        # continues the numbering where the interrupted one was.
+        self._position = first_position
         self._pending: deque = deque()
         self._finalizer = weakref.finalize(self, _cancel_all, self._pending)
         worker_pool.want_buffer(self._buffer_size)
