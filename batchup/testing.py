@@ -170,12 +170,19 @@ def assert_resumes(make_iterator: Callable[[], Any], max_steps: int | None = Non
         reference = _take(first, max_steps)
     finally:
         _close(first)
+    second = make_iterator()
+    try:
+        _compare_run(_take(second, max_steps), reference,
+                     "the iteration is not deterministic: two fresh iterators differ (with a "
+                     "stream shuffle, make_iterator must create a new generator on each call)")
+    finally:
+        _close(second)
     n = len(reference)
     for k in range(n + 1):
         saver = make_iterator()
         try:
             head = _take(saver, k)
-            _compare_run(head, reference[:k], f"a second run, first {k} batches "
+            _compare_run(head, reference[:k], f"the first {k} batches of a fresh iterator "
                          "(the iteration is not deterministic)")
             state = json.loads(json.dumps(saver.get_state()))
         finally:

@@ -1380,3 +1380,89 @@ def test_look_alike_sources_work_as_components():
     assert [b[0].tolist() for b in mapped.batch_iterator(4)] == [[0, 2, 4, 6], [8, 10]]
     with pytest.raises(ValueError, match="batch_size"):
         comp.batch_iterator(0)
+
+
+# -- strict keywords (a misspelling is an error, not silently ignored) ---------------------
+
+def _array_ds(n=10):
+    return data_source.ArrayDataSource([np.arange(n)])
+
+
+@pytest.mark.parametrize("call, name, hint", [
+    (lambda ds: ds.batch_iterator(4, shufle=3), "shufle", "shuffle"),
+    (lambda ds: ds.batch_iterator(4, drop_lst=True), "drop_lst", "drop_last"),
+    (lambda ds: ds.num_batches(32, epoch=2), "epoch", None),
+    (lambda ds: ds.batch_indices_iterator(4, shard_=(0, 2)), "shard_", "shard"),
+    (lambda ds: ds.num_batches(4, state={}), "state", None),
+], ids=["shufle", "drop_lst", "num_batches-epoch", "indices-shard_", "num_batches-state"])
+def test_misspelled_keyword_is_a_type_error_naming_it(call, name, hint):
+    with pytest.raises(TypeError, match=repr(name)) as info:
+        call(_array_ds())
+    if hint is not None:
+        assert f"did you mean {hint!r}" in str(info.value)
+
+
+def test_misspelled_keyword_through_map_composite_and_choice():
+    a, b = _array_ds(), _array_ds(6)
+    for ds in (a.map(lambda x: (x,)), data_source.CompositeDataSource([a, b]),
+               data_source.ChoiceDataSource([a, b])):
+        with pytest.raises(TypeError, match="'shufle'"):
+            ds.batch_iterator(2, shufle=1)
+
+
+def test_keyword_accepted_by_one_component_is_passed_to_it_only():
+    seen = []
+
+    def batches(batch_size, scale=1, shuffle=None):
+        seen.append(scale)
+        yield (np.arange(batch_size) * scale,)
+
+    ds = data_source.CompositeDataSource(
+        [_array_ds(), data_source.CallableDataSource(batches)])
+    (x, y), = list(ds.batch_iterator(3, scale=10))
+    assert y.tolist() == [0, 10, 20] and seen == [10]
+    with pytest.raises(TypeError, match="'scael'.*did you mean 'scale'"):
+        ds.batch_iterator(3, scael=10)
+
+
+def test_callable_source_with_var_keywords_accepts_anything():
+    ds = data_source.CallableDataSource(lambda batch_size, **kw: iter([(np.arange(2),)]))
+    assert len(list(ds.batch_iterator(2, anything=1))) == 1
+
+
+def test_num_batches_of_weighted_source_without_shuffle_is_inf():
+    sampler = sampling.WeightedSampler(np.ones(10))
+    ds = data_source.ArrayDataSource([np.arange(10)], sampler=sampler)
+    assert ds.num_batches(4) == np.inf
+    assert ds.num_batches(4, shuffle=3) == np.inf
+    comp = data_source.CompositeDataSource([ds, _array_ds(9)])
+    assert comp.num_batches(4) == 3
+
+
+@pytest.mark.parametrize("shuffle", [None, 0, 1, 2, 7, (3, 1)])
+def test_num_batches_of_round_mode_choice_equals_actual_count(shuffle):
+    x = data_source.ArrayDataSource([np.arange(8)])
+    y = data_source.ArrayDataSource([np.arange(4)])
+    z = data_source.ArrayDataSource([np.arange(6)])
+    ds = data_source.ChoiceDataSource([x, y, z])
+    assert ds.num_batches(2, shuffle=shuffle) == len(list(ds.batch_iterator(2, shuffle=shuffle)))
+
+
+def test_num_batches_of_round_mode_choice_with_a_stream_is_unknown():
+    x = data_source.ArrayDataSource([np.arange(8)])
+    y = data_source.ArrayDataSource([np.arange(4)])
+    ds = data_source.ChoiceDataSource([x, y])
+    assert ds.num_batches(2, shuffle=np.random.RandomState(0)) is None
+
+
+def test_error_messages_never_print_a_whole_array():
+    big = np.arange(10_000)
+    with pytest.raises(TypeError) as info:
+        _array_ds().batch_iterator(big)
+    assert "shape (10000,)" in str(info.value) and "9999" not in str(info.value)
+    with pytest.raises(TypeError) as info:
+        _array_ds().batch_iterator(2, shuffle=big)
+    assert "shape (10000,)" in str(info.value) and "9999" not in str(info.value)
+    with pytest.raises(TypeError) as info:
+        data_source.CompositeDataSource(big)
+    assert "9999" not in str(info.value)

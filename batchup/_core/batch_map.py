@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .structure import length_of_batch
+from .validate import show
 
 
 def _batches(batch_iter: Iterable, progress_iter_func: Callable | None, total: Any) -> Iterable:
@@ -112,7 +113,7 @@ def _check_n_batches(n_batches: Any) -> None:
         not isinstance(n_batches, (numbers.Integral, np.integer)) or isinstance(n_batches, bool)
         or n_batches < 0
     ):
-        raise ValueError(f"n_batches must be None or a non-negative integer, not {n_batches!r}")
+        raise ValueError(f"n_batches must be None or a non-negative integer, not {show(n_batches)}")
 
 
 def _apply(func: Callable, batch: Any, prepend: tuple | None) -> Any:
@@ -127,7 +128,7 @@ def _prepend(prepend_args: Any) -> tuple | None:
     if prepend_args is None:
         return None
     if not isinstance(prepend_args, (tuple, list)):
-        raise TypeError(f"prepend_args must be a tuple (or list), not {prepend_args!r}")
+        raise TypeError(f"prepend_args must be a tuple (or list), not {show(prepend_args)}")
     return tuple(prepend_args)
 
 

@@ -22,16 +22,17 @@ from .sources import (
     source_is_random_access,
 )
 from .structure import flatten_one_level, trim_to_common_length
+from .validate import show
 
 
 def _check_components(datasets: Any, owner: str) -> list:
     if not isinstance(datasets, (list, tuple)):
-        raise TypeError(f"datasets must be a list of data sources, not {datasets!r}")
+        raise TypeError(f"datasets must be a list of data sources, not {show(datasets)}")
     if not datasets:
         raise ValueError(f"{owner} needs at least one data source; datasets is empty")
     for i, ds in enumerate(datasets):
         if not is_data_source(ds):
-            raise TypeError(f"datasets[{i}] must be a data source, not {ds!r}")
+            raise TypeError(f"datasets[{i}] must be a data source, not {show(ds)}")
     return list(datasets)
 
 

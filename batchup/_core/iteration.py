@@ -26,6 +26,7 @@ from typing import Any
 
 from .rng import SeedPath
 from .rngstate import capture_stream_state, restore_stream, stream_kind
+from .validate import show
 
 STATE_VERSION = 1
 
@@ -64,8 +65,8 @@ _FIELD_NAMES = {"source": "the data source", "global_batch_size": "the global ba
 def check_fingerprint(saved: Any, mine: dict) -> None:
     """Raise ``ValueError`` naming every field in which ``saved`` differs from ``mine``."""
     if not isinstance(saved, dict):
-        raise ValueError(f"state has no valid fingerprint: {saved!r:.100}")
-    diffs = [f"{_FIELD_NAMES[k]}: saved {saved.get(k)!r}, now {mine[k]!r}"
+        raise ValueError(f"state has no valid fingerprint: {show(saved)}")
+    diffs = [f"{_FIELD_NAMES[k]}: saved {saved.get(k)!r}, now {show(mine[k])}"
              for k in mine if saved.get(k) != mine[k]]
     if diffs:
         raise ValueError("the state was saved from a different iteration; "
@@ -76,7 +77,7 @@ def check_state(state: Any) -> dict:
     if not isinstance(state, dict) or state.get("batchup_state") != STATE_VERSION:
         raise ValueError(
             "state must be a dict returned by a batchup iterator's get_state() "
-            f"(batchup_state={STATE_VERSION}), not {state!r:.100}"
+            f"(batchup_state={STATE_VERSION}), not {show(state)}"
         )
     return state
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .rngstate import NotResumableError
 from .shard import ShardSpec
+from .validate import show
 
 
 class IndexBatch(NamedTuple):
@@ -69,21 +70,22 @@ class IndexBatch(NamedTuple):
 def _int_field(state: dict, key: str, owner: str, low: int = 0) -> int:
     value = state.get(key) if isinstance(state, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{owner} state: {key!r} must be an integer >= {low}, not {value!r}")
+        raise ValueError(f"{owner} state: {key!r} must be an integer >= {low}, "
+                         f"not {show(value)}")
     return value
 
 
 def _bool_field(state: dict, key: str, owner: str) -> bool:
     value = state.get(key)
     if not isinstance(value, bool):
-        raise ValueError(f"{owner} state: {key!r} must be true or false, not {value!r}")
+        raise ValueError(f"{owner} state: {show(key)} must be true or false, not {show(value)}")
     return value
 
 
 def _check_kind(state: Any, kind: str) -> dict:
     if not isinstance(state, dict) or state.get("plan") != kind:
         got = state.get("plan") if isinstance(state, dict) else state
-        raise ValueError(f"expected the state of a {kind} plan, got {got!r}")
+        raise ValueError(f"expected the state of a {kind} plan, got {show(got)}")
     return state
 
 
@@ -371,7 +373,7 @@ class CompositePlan(Iterator[IndexBatch]):
         children = state.get("children")
         if not isinstance(children, list) or len(children) != len(self._children):
             raise ValueError(f"composite plan state: expected {len(self._children)} child "
-                             f"states, got {children!r:.80}")
+                             f"states, got {show(children)}")
         step = _int_field(state, "step", "composite plan")
         done = _bool_field(state, "done", "composite plan")
         for child, s in zip(self._children, children, strict=True):
@@ -485,7 +487,7 @@ class ChoicePlan(Iterator[IndexBatch]):
         children = state.get("children")
         if not isinstance(children, list) or len(children) != len(self._children):
             raise ValueError(f"choice plan state: expected {len(self._children)} child "
-                             f"states, got {children!r:.80}")
+                             f"states, got {show(children)}")
         step = _int_field(state, "step", owner)
         rnd = _int_field(state, "round", owner)
         pos = _int_field(state, "pos", owner)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .validate import is_integer
+from .validate import is_integer, show
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ class SeedPath:
 
     def __post_init__(self) -> None:
         if not is_integer(self.seed) or self.seed < 0:
-            raise ValueError(f"shuffle seed must be a non-negative integer, not {self.seed!r}")
+            raise ValueError(f"shuffle seed must be a non-negative integer, not {show(self.seed)}")
         for k in self.path:
             if not is_integer(k) or k < 0:
                 raise ValueError(
-                    f"shuffle seed path entries must be non-negative integers, not {k!r}"
+                    f"shuffle seed path entries must be non-negative integers, not {show(k)}"
                 )
 
     def child(self, *keys: int) -> SeedPath:
@@ -102,18 +102,19 @@ def resolve_shuffle(shuffle: Any) -> ShuffleRNG:
         return shuffle
     if is_integer(shuffle):
         if shuffle < 0:
-            raise ValueError(f"shuffle seed must be a non-negative integer, not {shuffle!r}")
+            raise ValueError(f"shuffle seed must be a non-negative integer, not {show(shuffle)}")
         return SeedPath(int(shuffle))
     if isinstance(shuffle, tuple) and shuffle and all(is_integer(k) for k in shuffle):
         if any(k < 0 for k in shuffle):
-            raise ValueError(f"shuffle seed entries must be non-negative integers, not {shuffle!r}")
+            raise ValueError(
+                f"shuffle seed entries must be non-negative integers, not {show(shuffle)}")
         return SeedPath(int(shuffle[0]), tuple(int(k) for k in shuffle[1:]))
     if all(callable(getattr(shuffle, m, None)) for m in _STREAM_METHODS):
         return shuffle
     raise TypeError(
         "shuffle must be None/False (in order), True (NumPy's global generator), "
         "a numpy.random.RandomState or Generator, a non-negative int seed or a tuple of "
-        f"such ints (e.g. (seed, epoch)), not {shuffle!r}"
+        f"such ints (e.g. (seed, epoch)), not {show(shuffle)}"
     )
 
 

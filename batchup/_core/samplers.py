@@ -12,7 +12,7 @@ from .order import InOrder, SeededOrder, StreamOrder
 from .plans import IndexBatch, IteratorPlan, PassPlan, count_batches
 from .rng import SeedPath, ShuffleRNG, resolve_shuffle
 from .shard import ShardSpec, resolve_shard
-from .validate import as_index_array, check_batch_size, check_repeats, is_integer
+from .validate import as_index_array, check_batch_size, check_repeats, is_integer, show
 
 
 class InOrderNotSupportedError(ValueError, NotImplementedError):
@@ -130,14 +130,14 @@ def resolve_sampler_rng(shuffle_rng: Any) -> Any:
     if rng is None:
         raise ValueError(
             f"shuffle_rng must be a seed or a random generator for shuffled iteration, "
-            f"not {shuffle_rng!r}; use in_order_indices_batch_iterator for in-order batches"
+            f"not {show(shuffle_rng)}; use in_order_indices_batch_iterator for in-order batches"
         )
     return rng
 
 
 def _check_drop_last(drop_last: Any) -> bool:
     if not isinstance(drop_last, (bool, np.bool_)):
-        raise TypeError(f"drop_last must be True or False, not {drop_last!r}")
+        raise TypeError(f"drop_last must be True or False, not {show(drop_last)}")
     return bool(drop_last)
 
 
@@ -162,9 +162,9 @@ class StandardSampler(AbstractSampler):
 
     def __init__(self, length: int, repeats: int = 1) -> None:
         if not is_integer(length):
-            raise TypeError(f"length must be a non-negative integer, not {length!r}")
+            raise TypeError(f"length must be a non-negative integer, not {show(length)}")
         if length < 0:
-            raise ValueError(f"length must be a non-negative integer, not {length!r}")
+            raise ValueError(f"length must be a non-negative integer, not {show(length)}")
         self.repeats = check_repeats(repeats)
         self.length = int(length)
         if self.length == 0 and self.repeats == -1:

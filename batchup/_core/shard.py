@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .validate import is_integer
+from .validate import is_integer, show
 
 REMAINDER_POLICIES = ("pad", "drop", "even")
 
@@ -68,16 +68,16 @@ class ShardSpec:
 
     def __post_init__(self) -> None:
         if not is_integer(self.world_size) or self.world_size < 1:
-            raise ValueError(f"world_size must be a positive integer, not {self.world_size!r}")
+            raise ValueError(f"world_size must be a positive integer, not {show(self.world_size)}")
         if not is_integer(self.rank) or not 0 <= self.rank < self.world_size:
             raise ValueError(
                 f"rank must be an integer in [0, world_size={self.world_size}), "
-                f"not {self.rank!r}"
+                f"not {show(self.rank)}"
             )
         if self.remainder not in REMAINDER_POLICIES:
             raise ValueError(
                 f"remainder must be one of {', '.join(map(repr, REMAINDER_POLICIES))}, "
-                f"not {self.remainder!r}"
+                f"not {show(self.remainder)}"
             )
         object.__setattr__(self, "rank", int(self.rank))
         object.__setattr__(self, "world_size", int(self.world_size))
@@ -99,5 +99,5 @@ def resolve_shard(shard: Any) -> ShardSpec | None:
         return ShardSpec(*shard)
     raise TypeError(
         "shard must be None, a ShardSpec or a (rank, world_size[, remainder]) tuple, "
-        f"not {shard!r}"
+        f"not {show(shard)}"
     )

@@ -34,7 +34,7 @@ from .samplers import (
     num_batches,
 )
 from .shard import ShardSpec, resolve_shard
-from .validate import check_batch_size, check_count, check_repeats, is_array_like
+from .validate import check_batch_size, check_count, check_repeats, is_array_like, show
 
 #: Keyword arguments every source's ``batch_iterator`` takes.
 _COMMON = ("shuffle", "drop_last", "shard", "state")
@@ -74,9 +74,9 @@ def check_kwargs(ds: Any, kwargs: dict, method: str, common: tuple = _COMMON) ->
         if key not in accepted:
             known = list(common) + sorted(accepted)
             close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {show(close[0])}?" if close else ""
             raise TypeError(
-                f"{type(ds).__name__}.{method}() got an unexpected keyword argument {key!r}"
+                f"{type(ds).__name__}.{method}() got an unexpected keyword argument {show(key)}"
                 f"{hint} (it accepts batch_size, {', '.join(known)})"
             )
 
@@ -414,7 +414,7 @@ class RandomAccessDataSource(AbstractDataSource):
         if sampler is not None:
             if repeats != 1:
                 raise ValueError(
-                    f"repeats should be 1 when sampler is provided, not {repeats!r} "
+                    f"repeats should be 1 when sampler is provided, not {show(repeats)} "
                     "(the sampler decides how many indices it generates)"
                 )
             if indices is not None:
@@ -426,7 +426,7 @@ class RandomAccessDataSource(AbstractDataSource):
                 if not (callable(getattr(sampler, "in_order_indices_batch_iterator", None))
                         and callable(getattr(sampler, "shuffled_indices_batch_iterator", None))):
                     raise TypeError(
-                        f"sampler must be a batchup.sampling sampler, not {sampler!r}"
+                        f"sampler must be a batchup.sampling sampler, not {show(sampler)}"
                     )
         else:
             check_repeats(repeats)
@@ -651,7 +651,7 @@ class CallableDataSource(AbstractDataSource):
 
     def __init__(self, batch_iterator_fn: Callable, num_samples_fn: Any = None) -> None:
         if not callable(batch_iterator_fn):
-            raise TypeError(f"batch_iterator_fn must be callable, not {batch_iterator_fn!r}")
+            raise TypeError(f"batch_iterator_fn must be callable, not {show(batch_iterator_fn)}")
         self.batch_iterator_fn = batch_iterator_fn
         self.num_samples_fn = check_count(num_samples_fn, "num_samples_fn", allow_callable=True)
 
@@ -747,9 +747,10 @@ class MapDataSource(AbstractDataSource):
 
     def __init__(self, source: AbstractDataSource, fn: Callable) -> None:
         if not is_data_source(source):
-            raise TypeError(f"source must be a data source, not {source!r}")
+            raise TypeError(f"source must be a data source, not {show(source)}")
         if not callable(fn):
-            raise TypeError(f"fn must be callable (a function of the batch's parts), not {fn!r}")
+            raise TypeError(
+                f"fn must be callable (a function of the batch's parts), not {show(fn)}")
         self.source = source
         self.fn = fn
         self._random_access = source_is_random_access(source)
@@ -786,7 +787,7 @@ class MapDataSource(AbstractDataSource):
     def _require_random_access(self) -> None:
         if not self._random_access:
             raise TypeError(f"the source of this MapDataSource is not random access: "
-                            f"{self.source!r}")
+                            f"{show(self.source)}")
 
     def samples_by_indices_nomapping(self, indices: Any) -> Any:
         self._require_random_access()

@@ -7,6 +7,7 @@ the value it was given, so a bad call fails where it is made, not epochs later.
 from __future__ import annotations
 
 import numbers
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,9 @@ def is_integer(value: Any) -> bool:
 def check_batch_size(batch_size: Any) -> int:
     """Return ``batch_size`` as an int, or raise if it is not a positive integer."""
     if not is_integer(batch_size):
-        raise TypeError(f"batch_size must be a positive integer, not {batch_size!r}")
+        raise TypeError(f"batch_size must be a positive integer, not {show(batch_size)}")
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+        raise ValueError(f"batch_size must be a positive integer, not {show(batch_size)}")
     return int(batch_size)
 
 
@@ -32,7 +33,7 @@ def check_repeats(repeats: Any) -> int:
     """Return ``repeats`` as an int: a count >= 1, or -1 for infinitely many passes."""
     if not is_integer(repeats):
         raise TypeError(
-            f"repeats must be an integer >= 1, or -1 for infinite repetition, not {repeats!r}"
+            f"repeats must be an integer >= 1, or -1 for infinite repetition, not {show(repeats)}"
         )
     if repeats == 0 or repeats < -1:
         raise ValueError(
@@ -50,14 +51,14 @@ def check_count(value: Any, name: str, *, allow_callable: bool) -> Any:
         return int(value)
     if is_integer(value):
         if value < 0:
-            raise ValueError(f"{name} must not be negative, not {value!r}")
+            raise ValueError(f"{name} must not be negative, not {show(value)}")
         return int(value)
     if isinstance(value, (float, np.floating)) and value == np.inf:
         return np.inf
     expected = "None, an int, or np.inf"
     if allow_callable:
         expected = "None, a callable, an int, or np.inf"
-    raise TypeError(f"{name} should be {expected}, not {value!r}")
+    raise TypeError(f"{name} should be {expected}, not {show(value)}")
 
 
 def as_index_array(indices: Any, name: str = "indices") -> np.ndarray:
@@ -90,12 +91,12 @@ def check_weights(weights: Any, name: str) -> np.ndarray:
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"{name} must be finite; {name}[{pos}] is {arr[pos]!r}"
+                f"{name} must be finite; {name}[{pos}] is {show(arr[pos])}"
             )
     neg = arr < 0
     if neg.any():
         pos = int(np.flatnonzero(neg)[0])
-        raise ValueError(f"{name} must not be negative; {name}[{pos}] is {arr[pos]!r}")
+        raise ValueError(f"{name} must not be negative; {name}[{pos}] is {show(arr[pos])}")
     if not arr.any():
         raise ValueError(f"{name} should not sum to 0 (all {arr.size} weights are zero)")
     return arr
@@ -117,9 +118,9 @@ def check_labels(y: Any, n_classes: Any = None, name: str = "y") -> tuple[np.nda
         raise ValueError(f"{name} must hold non-negative class labels; found {arr.min()}")
     if n_classes is not None:
         if not is_integer(n_classes):
-            raise TypeError(f"n_classes must be a positive integer or None, not {n_classes!r}")
+            raise TypeError(f"n_classes must be a positive integer or None, not {show(n_classes)}")
         if n_classes <= 0:
-            raise ValueError(f"n_classes must be a positive integer or None, not {n_classes!r}")
+            raise ValueError(f"n_classes must be a positive integer or None, not {show(n_classes)}")
         if arr.size and arr.max() >= n_classes:
             raise ValueError(
                 f"{name} holds the label {arr.max()}, which is not below n_classes={n_classes}"
@@ -137,3 +138,25 @@ def _preview(arr: np.ndarray) -> str:
     flat = arr.ravel()
     text = np.array2string(flat[:5], separator=", ")
     return text if flat.size <= 5 else text[:-1] + ", ...]"
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxdict = 6
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def show(value: Any) -> str:
+    """``value`` for an error message: never a whole array or a long list.
+
+    Examples
+    --------
+    >>> show(np.arange(1000))
+    'an array of shape (1000,) and dtype int64'
+    >>> show(list(range(100)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    >>> show("nope")
+    "'nope'"
+    """
+    if isinstance(value, np.ndarray) and value.size > 6:
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return _SHORT.repr(value)

@@ -26,7 +26,7 @@ from .samplers import (
     resolve_sampler_rng,
 )
 from .shard import ShardSpec
-from .validate import as_index_array, check_batch_size, check_labels, check_weights
+from .validate import as_index_array, check_batch_size, check_labels, check_weights, show
 
 #: With a seed, uniforms are drawn for this many batches at a time from a
 #: generator derived from (seed, path, block), so batch ``b`` is a pure function
@@ -110,11 +110,11 @@ class WeightedPlan(Iterator[IndexBatch]):
 
     def set_state(self, state: dict) -> None:
         if not isinstance(state, dict) or state.get("plan") != self.kind:
-            raise ValueError(f"expected the state of a weighted plan, got {state!r:.80}")
+            raise ValueError(f"expected the state of a weighted plan, got {show(state)}")
         step = state.get("step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"weighted plan state: 'step' must be an integer >= 0, "
-                             f"not {step!r}")
+                             f"not {show(step)}")
         self._batch_no = step
 
 
