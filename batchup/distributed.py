@@ -243,7 +243,9 @@ def detect_shard(remainder: str = "pad") -> ShardSpec:
     1. ``torch.distributed``, if it is already imported and its default
        process group is initialised: :func:`shard_from_torch`;
     2. ``jax``, if it is already imported: :func:`shard_from_jax` (so call
-       ``jax.distributed.initialize()`` first on several hosts);
+       ``jax.distributed.initialize()`` first on several hosts) -- unless JAX
+       says one process while the launcher's environment names several ranks
+       (JAX imported but not initialised), where the environment wins;
     3. otherwise the environment variables: :func:`shard_from_env`, which
        gives ``ShardSpec(0, 1)`` when no launcher set any.
 
@@ -269,6 +271,12 @@ def detect_shard(remainder: str = "pad") -> ShardSpec:
     """
     if _torch_group_ready():
         return shard_from_torch(remainder)
+    from_env = shard_from_env(remainder)
     if sys.modules.get("jax") is not None:
-        return shard_from_jax(remainder)
-    return shard_from_env(remainder)
+        from_jax = shard_from_jax(remainder)
+        # jax imported by some library but never initialised for several hosts
+        # says "process 0 of 1"; a launcher that started several ranks knows better.
+        if from_jax.world_size == 1 and from_env.world_size > 1:
+            return from_env
+        return from_jax
+    return from_env

@@ -1466,3 +1466,11 @@ def test_error_messages_never_print_a_whole_array():
     with pytest.raises(TypeError) as info:
         data_source.CompositeDataSource(big)
     assert "9999" not in str(info.value)
+
+
+def test_iterators_refuse_pickling_and_point_to_get_state():
+    import pickle
+
+    it = _array_ds().batch_iterator(3, shuffle=1)
+    with pytest.raises(TypeError, match="get_state"):
+        pickle.dumps(it)

@@ -385,3 +385,16 @@ def test_detect_shard_imports_neither_torch_nor_jax():
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules")
     env = {k: v for k, v in os.environ.items() if k not in ALL_VARS}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env=env)
+
+
+def test_detect_shard_prefers_the_launcher_over_an_uninitialised_jax(clean_env, monkeypatch):
+    fake = types.ModuleType("jax")
+    fake.process_index = lambda: 0
+    fake.process_count = lambda: 1
+    monkeypatch.setitem(sys.modules, "jax", fake)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert detect_shard() == ShardSpec(1, 2)
+    fake.process_index = lambda: 3
+    fake.process_count = lambda: 4
+    assert detect_shard() == ShardSpec(3, 4)

@@ -154,6 +154,15 @@ class BatchIterator(Iterator):
         """Batches a full iteration yields (``inf`` if endless, None if unknown)."""
         return self._plan.num_batches()
 
+    def __reduce__(self) -> Any:
+        # Pickling would copy the source's data into the pickle; the position is
+        # what a checkpoint needs.
+        raise TypeError(
+            f"a {type(self).__name__} cannot be pickled; save its position with "
+            "get_state() (a small JSON-serialisable dict) and pass it back as "
+            "batch_iterator(..., state=state)"
+        )
+
     def close(self) -> None:
         """Release what the iteration holds (idempotent)."""
         close = getattr(self._plan, "close", None)

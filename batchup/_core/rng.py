@@ -118,13 +118,6 @@ def resolve_shuffle(shuffle: Any) -> ShuffleRNG:
     )
 
 
-def child_shuffle(rng: ShuffleRNG, index: int) -> ShuffleRNG:
-    """What component ``index`` of a composite receives: its own seed path, or the shared stream."""
-    if isinstance(rng, SeedPath):
-        return rng.child(index)
-    return rng
-
-
 def as_stream(rng: ShuffleRNG) -> Any:
     """A stream object for code that needs ``permutation``/``choice``/``shuffle`` methods.
 

@@ -9,7 +9,13 @@ import numpy as np
 
 from batchup._core.iteration import check_fingerprint, check_state, make_fingerprint
 from batchup._core.rngstate import capture_stream_state, restore_stream
-from batchup._core.sources import AbstractDataSource, ArrayDataSource, describe, stream_of
+from batchup._core.sources import (
+    AbstractDataSource,
+    ArrayDataSource,
+    accepted_kwargs,
+    describe,
+    stream_of,
+)
 
 from .executor import TaskExecutor
 from .randomness import entropy_from_shuffle
@@ -189,6 +195,9 @@ class ParallelDataSource(AbstractDataSource):
             it.set_state(state)
         return it
 
+    def _accepted_kwargs(self) -> frozenset | None:
+        return accepted_kwargs(self._ds)
+
     def __repr__(self) -> str:
         return f"ParallelDataSource({self._ds!r}, {self._batch_buffer_size}, {self._pool!r})"
 
@@ -304,6 +313,10 @@ class ParallelBatchIterator:
     def num_batches(self) -> Any:
         """Batches a full iteration yields (``inf`` if endless, None if unknown)."""
         return self._plan.num_batches()
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a ParallelBatchIterator cannot be pickled; save its position with "
+                        "get_state() and pass it back as batch_iterator(..., state=state)")
 
     def close(self) -> None:
         """Cancel the work still pending. Idempotent."""
