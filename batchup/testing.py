@@ -123,13 +123,13 @@ def _compare_run(got: list, want: list, what: str) -> None:
 def assert_resumes(make_iterator: Callable[[], Any], max_steps: int | None = None) -> None:
     """Assert that restoring after any number of batches continues the iteration exactly.
 
-    The iteration is first run uninterrupted (up to ``max_steps`` batches).
-    Then, for every ``k`` from 0 to that number of batches, a fresh iterator
-    yields ``k`` batches, its ``get_state()`` goes through ``json.dumps`` /
-    ``json.loads``, and *another* fresh iterator restored with ``set_state``
-    must yield exactly the uninterrupted batches from ``k`` on (same
-    structure, dtypes and values; and nothing more, unless ``max_steps``
-    capped the run).
+    The iteration is first run uninterrupted (up to ``max_steps`` batches),
+    twice, to check that fresh iterators agree. Then, for every ``k`` from 0
+    to that number of batches, a fresh iterator yields ``k`` batches, its
+    ``get_state()`` goes through ``json.dumps`` / ``json.loads``, and
+    *another* fresh iterator restored with ``set_state`` must yield exactly
+    the uninterrupted batches from ``k`` on (same structure, dtypes and
+    values; and nothing more, unless ``max_steps`` capped the run).
 
     Parameters
     ----------
@@ -148,7 +148,8 @@ def assert_resumes(make_iterator: Callable[[], Any], max_steps: int | None = Non
     AssertionError
         Naming the step ``k`` of the save and the first batch that differs.
     ValueError
-        If the iteration is endless and ``max_steps`` is not given.
+        If the iteration is endless (its ``num_batches()`` is ``inf``) and
+        ``max_steps`` is not given.
 
     Examples
     --------
@@ -304,6 +305,9 @@ def assert_shards_cover(make_iterator_for_rank: Callable[[int], Iterable],
         return per_rank
     size = b * world_size
     short = total % size
+    if world_size == 1 and remainder == "pad":
+        # One rank has nothing to balance: its short last batch is kept unpadded.
+        remainder = "even"
     if remainder in ("pad", "drop"):
         if len(set(counts)) > 1:
             raise AssertionError(f"{summary}: ranks got different numbers of batches")

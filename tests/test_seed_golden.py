@@ -7,12 +7,10 @@ pass and block, PCG64). If a change makes one of these tests fail, it breaks
 reproducibility for every user of int seeds: do not update the numbers
 without a deliberate, documented decision.
 
-Decision of 1.0.0.dev (before any release): seeded *shuffles* changed from
-``Generator.permutation`` to a keyed Feistel permutation of (seed, path,
-pass), so that batch k of any epoch is computed in O(batch) with no
-N-sized permutation -- O(1) restore, sharding by arithmetic, 10^10-sample
-epochs. The vectors below were re-pinned then (docs/compatibility.md,
-"Int seeds"). Weighted sampling's seeded streams did not change.
+From 2^18 samples up, a seeded shuffle is a keyed Feistel permutation
+(batch k computed in O(batch), no N-sized permutation); those orders are
+pinned by ``test_large_seeded_order_is_pinned`` below. Smaller data sets keep
+``Generator.permutation``, the order pinned since the first release.
 """
 
 import numpy as np
@@ -27,13 +25,13 @@ def batches(it):
 def test_array_source_two_passes():
     ds = data_source.ArrayDataSource([np.arange(10)], repeats=2)
     assert batches(ds.batch_iterator(4, shuffle=42)) == [
-        [[0, 6, 9, 5]], [[2, 7, 1, 3]], [[4, 8, 2, 4]], [[3, 5, 0, 8]], [[9, 7, 6, 1]]]
+        [[2, 4, 5, 1]], [[7, 3, 9, 0]], [[8, 6, 6, 1]], [[2, 0, 4, 3]], [[8, 9, 5, 7]]]
 
 
 def test_seed_tuple_for_an_epoch():
     ds = data_source.ArrayDataSource([np.arange(10)])
     assert batches(ds.batch_iterator(4, shuffle=(42, 1))) == [
-        [[0, 6, 2, 8]], [[3, 7, 5, 4]], [[9, 1]]]
+        [[6, 9, 4, 8]], [[1, 7, 5, 2]], [[3, 0]]]
 
 
 def test_composite_components_have_their_own_streams():
@@ -41,9 +39,9 @@ def test_composite_components_have_their_own_streams():
     unlab = data_source.ArrayDataSource([np.arange(100, 111)])
     ds = data_source.CompositeDataSource([lab, unlab])
     assert batches(ds.batch_iterator(4, shuffle=42)) == [
-        [[0, 4, 6, 1], [100, 110, 102, 108]],
-        [[5, 3, 2, 2], [103, 107, 105, 104]],
-        [[0, 1, 6], [109, 101, 106]]]
+        [[2, 5, 4, 1], [104, 109, 107, 110]],
+        [[3, 6, 0, 6], [106, 101, 108, 105]],
+        [[0, 3, 1], [102, 103, 100]]]
 
 
 def test_weighted_sampler():
@@ -59,9 +57,9 @@ def test_choice_sources():
     z = data_source.ArrayDataSource([np.arange(200, 202)])
     stratified = data_source.ChoiceDataSource([x, y, z], stratified=True)
     assert batches(stratified.batch_iterator(2, shuffle=42)) == [
-        [[0, 4]], [[100, 103]], [[101, 102]], [[200, 201]], [[7, 1]], [[5, 3]], [[2, 6]]]
+        [[2, 6]], [[103, 101]], [[102, 100]], [[200, 201]], [[4, 1]], [[3, 5]], [[7, 0]]]
     rounds = data_source.ChoiceDataSource([x, y, z])
-    assert batches(rounds.batch_iterator(2, shuffle=42)) == [[[200, 201]], [[0, 4]], [[100, 103]]]
+    assert batches(rounds.batch_iterator(2, shuffle=42)) == [[[200, 201]], [[2, 6]], [[103, 101]]]
 
 
 def test_weighted_batches_do_not_depend_on_how_many_were_taken_before():
@@ -74,3 +72,25 @@ def test_weighted_batches_do_not_depend_on_how_many_were_taken_before():
     for _ in range(70):
         other = next(again)
     np.testing.assert_array_equal(last, other)
+
+
+class _Positions:
+    """An array-like of 10^7 samples whose sample i is i (nothing is stored)."""
+
+    def __len__(self):
+        return 10**7
+
+    def __getitem__(self, index):
+        return np.asarray(index)
+
+
+def test_large_seeded_order_is_pinned():
+    ds = data_source.ArrayDataSource([_Positions()])
+    it = ds.batch_iterator(6, shuffle=42)
+    assert [next(it)[0].tolist() for _ in range(2)] == [
+        [6477813, 229006, 8090478, 4214690, 6476496, 5680420],
+        [6965075, 5857001, 8064381, 3237730, 8303395, 167632]]
+    # A rank's share is its slice of the same global batches.
+    it = ds.batch_iterator(3, shuffle=42, shard=(1, 2))
+    assert [next(it)[0].tolist() for _ in range(2)] == [
+        [4214690, 6476496, 5680420], [3237730, 8303395, 167632]]

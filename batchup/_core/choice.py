@@ -45,7 +45,9 @@ def _ds_indices_stratified_in_order(batches_per_ds: Sequence[int]) -> np.ndarray
     eps = 0.25 / m
     delta = nb / m
     acc = np.zeros(len(nb), dtype=np.float64)
-    prev = np.full(len(nb), -1)
+    # A component without batches is never scheduled (0.2.3 scheduled it once,
+    # at step 0, and its empty iterator then ended the whole iteration).
+    prev = np.where(nb > 0, -1, 0)
     out = []
     for _ in range(m):
         v = np.floor(acc + eps).astype(int)
@@ -113,13 +115,22 @@ class ChoiceDataSource(AbstractDataSource):
         return rng.child(len(self.datasets)) if isinstance(rng, SeedPath) else rng
 
     def _batches_per_ds(self, batch_size: int, rng: Any, drop_last: bool,
-                        shard: ShardSpec | None, kwargs: dict) -> list | None:
-        """Batches per component for the stratified schedule, or None for round mode."""
+                        shard: ShardSpec | None, kwargs: dict,
+                        global_steps: bool = False) -> list | None:
+        """Batches per component for the stratified schedule, or None for round mode.
+
+        ``global_steps``: count the global batches every rank steps through
+        (the schedule must be the same on all ranks), not this rank's share.
+        """
         if not self.stratified:
             return None
         counts = [ds.num_samples(shuffle=rng, **kwargs) for ds in self.datasets]
         if any(c is None or c == np.inf for c in counts):
             return None
+        if global_steps and shard is not None:
+            drop = shard.remainder == "drop"
+            size = batch_size * shard.world_size
+            return [int(count_batches(c, size, drop, None)) for c in counts]
         return [int(count_batches(c, batch_size, drop_last, shard)) for c in counts]
 
     def _accepted_kwargs(self) -> frozenset | None:
@@ -133,11 +144,13 @@ class ChoiceDataSource(AbstractDataSource):
               shard: ShardSpec | None, kwargs: dict) -> ChoicePlan:
         children = [plan_for(ds, batch_size, child_rng(rng, i), drop_last, shard, kwargs)
                     for i, ds in enumerate(self.datasets)]
-        nb = self._batches_per_ds(batch_size, rng, drop_last, shard, kwargs)
+        nb = self._batches_per_ds(batch_size, rng, drop_last, shard, kwargs, global_steps=True)
+        mine = self._batches_per_ds(batch_size, rng, drop_last, shard, kwargs)
         return ChoicePlan(children, nb, self._own_rng(rng),
                           (_ds_indices_stratified_in_order, _ds_indices_stratified_shuffled),
                           rng if isinstance(rng, SeedPath) else None,
-                          0 if shard is None else shard.rank)
+                          0 if shard is None else shard.rank, count=mine,
+                          skip_empty=shard is not None and shard.remainder == "even")
 
     def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
                        shard: ShardSpec | None, kwargs: dict) -> int | float | None:

@@ -187,13 +187,17 @@ def sample_rngs() -> list[np.random.Generator]:
     return info.sample_rngs()
 
 
-def call_in_batch(item: Any, fn: Callable, args: tuple) -> Any:
-    """Call ``fn(*args)`` with ``item`` as the current batch."""
+def call_in_batch(item: Any, fn: Callable[[], Any]) -> Any:
+    """Call ``fn()`` with ``item`` as the current batch.
+
+    A map's source is fetched inside ``fn`` (after the map's own entry), so
+    maps stacked on maps run at increasing depths and draw independently.
+    """
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
     stack.append(BatchInfo(item, len(stack)))
     try:
-        return fn(*args)
+        return fn()
     finally:
         stack.pop()

@@ -82,6 +82,31 @@ def check_state(state: Any) -> dict:
     return state
 
 
+def restore_position(plan: Any, stream: Any, state: Any, fingerprint: dict) -> dict:
+    """Move ``plan`` (and the user's ``stream``) to ``state``; all or nothing.
+
+    A state that is rejected part-way (a malformed child, a missing stream
+    state) leaves the plan and the stream exactly as they were.
+    """
+    state = check_state(state)
+    check_fingerprint(state.get("fingerprint"), fingerprint)
+    rng = state.get("rng")
+    if stream is not None and not isinstance(rng, dict):
+        raise ValueError("state lacks the random stream's state ('rng')")
+    before = plan.get_state()
+    before_rng = None if stream is None else capture_stream_state(stream)
+    try:
+        plan.set_state(state.get("plan"))
+        if stream is not None:
+            restore_stream(stream, rng)
+    except BaseException:
+        plan.set_state(before)
+        if stream is not None:
+            restore_stream(stream, before_rng)
+        raise
+    return state
+
+
 class BatchIterator(Iterator):
     """Iterator over mini-batches with ``get_state()`` / ``set_state()``.
 
@@ -141,14 +166,7 @@ class BatchIterator(Iterator):
     def set_state(self, state: dict) -> None:
         """Continue from ``state`` (from ``get_state`` of an iterator over the same source
         with the same arguments); raises ``ValueError`` naming what differs otherwise."""
-        state = check_state(state)
-        check_fingerprint(state.get("fingerprint"), self._fingerprint)
-        self._plan.set_state(state.get("plan"))
-        if self._stream is not None:
-            rng = state.get("rng")
-            if not isinstance(rng, dict):
-                raise ValueError("state lacks the random stream's state ('rng')")
-            restore_stream(self._stream, rng)
+        restore_position(self._plan, self._stream, state, self._fingerprint)
 
     def num_batches(self) -> Any:
         """Batches a full iteration yields (``inf`` if endless, None if unknown)."""

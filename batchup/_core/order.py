@@ -7,15 +7,17 @@ A pass plan (``plans.PassPlan``) asks an *order* for the positions
     The values in order (``arange`` when there are none, handed out as
     slices so that storage can read contiguous runs).
 ``SeededOrder``
-    A permutation that is a *function* of (seed, path, pass): position ``k``
-    of pass ``p`` is ``cipher(k)`` where ``cipher`` is a keyed Feistel
-    permutation of ``[0, 4^h)`` (the smallest power of four >= the length)
-    restricted to ``[0, length)`` by cycle walking. No permutation of length
-    N is ever materialised: any batch of any pass costs O(batch), so a plan
-    restores in O(1) and a 10^10-sample epoch needs O(batch) memory. The
-    Feistel network and its round function (a 64-bit multiply-xorshift
-    mixer) are written here by hand: NumPy has no keyed permutation of an
-    index range, and the few operations vectorise over a whole block.
+    An order that is a *function* of (seed, path, pass). Up to 2^18 samples
+    it is ``Generator.permutation`` of a generator derived from (seed, path,
+    pass), materialised per pass (cheap at that size). From 2^18 up, position
+    ``k`` of pass ``p`` is ``cipher(k)``, a keyed Feistel permutation of
+    ``[0, 2^bits)`` restricted to ``[0, length)`` by cycle walking: no
+    permutation of length N is ever materialised, any batch of any pass costs
+    O(batch), a plan restores in O(1) and a 10^10-sample epoch needs O(batch)
+    memory. The Feistel network and its round function (a 64-bit
+    multiply-xorshift mixer) are written here by hand: NumPy has no keyed
+    permutation of an index range, and the few operations vectorise over a
+    block of positions.
 ``StreamOrder``
     ``rng.permutation(...)`` drawn from a stream (``RandomState``,
     ``Generator``) at exactly the moments batchup 0.2.3 drew it; the stream's
@@ -32,23 +34,36 @@ import numpy as np
 from .rng import SeedPath
 from .rngstate import capture_stream_state, replay_stream
 
-# Feistel rounds. Four suffice in theory (Luby-Rackoff) for wide halves, but
-# small domains have halves of a few bits: measured over 3,000 seeds, four
-# rounds put consecutive positions on neighbouring values about twice as often
-# as a uniform shuffle; eight rounds remove that bias (tests/test_plans.py).
-_ROUNDS = 8
+# Feistel rounds. Four are enough in theory (Luby-Rackoff) for wide halves; on
+# tiny domains (halves of one or two bits) four rounds put consecutive
+# positions on neighbouring values measurably more often than a uniform
+# shuffle. Seeded orders use the cipher only from _MATERIALISE_BELOW samples
+# up (halves of 9 bits or more); six rounds leave a margin there.
+_ROUNDS = 6
+# Below this many samples a seeded pass is materialised with
+# ``Generator.permutation`` (the order pinned by tests/test_seed_golden.py):
+# for such sizes the permutation costs less than enciphering, and restoring
+# it costs at most ~2 ms. From here up, the keyed permutation keeps every
+# batch O(batch) and restoring O(1).
+_MATERIALISE_BELOW = 1 << 18
 # Positions are enciphered a block at a time: large enough to amortise NumPy's
 # per-call overhead over many batches, small enough that the first batch after
 # a restore costs well under a millisecond.
 _BLOCK = 4096
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-_S29, _S31, _S32 = np.uint64(29), np.uint64(31), np.uint64(32)
+_S32 = np.uint64(32)
 
 
 class FeistelPermutation:
     """A keyed permutation of ``range(length)``, evaluated at any positions in O(count).
+
+    An unbalanced Feistel network over ``[0, 2^bits)`` (the smallest power of
+    two >= ``length``, at least 4), whose two halves alternate in width, with a
+    multiply-xorshift round function; values that land outside ``[0, length)``
+    are enciphered again (cycle walking), which ends because the network is a
+    bijection. At most half of the domain lies outside, so a position needs
+    two evaluations on average.
 
     Parameters
     ----------
@@ -59,33 +74,33 @@ class FeistelPermutation:
 
     Examples
     --------
-    >>> p = FeistelPermutation(10, np.arange(1, 5, dtype=np.uint64))
+    >>> p = FeistelPermutation(10, np.arange(1, 7, dtype=np.uint64))
     >>> sorted(p(np.arange(10)).tolist()) == list(range(10))
     True
     """
 
-    __slots__ = ("length", "_keys", "_half", "_mask")
+    __slots__ = ("length", "_keys", "_left", "_right")
 
     def __init__(self, length: int, keys: np.ndarray) -> None:
         self.length = int(length)
         bits = max(2, (max(self.length, 2) - 1).bit_length())
-        self._half = np.uint64((bits + 1) // 2)
-        self._mask = np.uint64((1 << int(self._half)) - 1)
+        self._left = bits // 2
+        self._right = bits - self._left
         self._keys = [np.uint64(k) for k in keys]
 
     def _encipher(self, x: np.ndarray) -> np.ndarray:
-        half, mask = self._half, self._mask
-        left = x >> half
-        right = x & mask
+        wl, wr = self._left, self._right
+        left = x >> np.uint64(wr)
+        right = x & np.uint64((1 << wr) - 1)
         for k in self._keys:
-            t = (right + k) * _M1
-            t ^= t >> _S29
-            t *= _M2
+            t = (right ^ k) * _M1
             t ^= t >> _S32
-            t *= _M3
-            t ^= t >> _S31
-            left, right = right, left ^ (t & mask)
-        return (left << half) | right
+            t *= _M2
+            # The top bits of the product mix every input bit; take as many as
+            # the left half is wide.
+            left, right = right, left ^ (t >> np.uint64(64 - wl))
+            wl, wr = wr, wl
+        return (left << np.uint64(wr)) | right
 
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         """The permuted values at ``positions`` (int64 array, each in ``[0, length)``)."""
@@ -93,8 +108,6 @@ class FeistelPermutation:
         n = np.uint64(self.length)
         out = np.flatnonzero(y >= n)
         while out.size:
-            # Cycle walking: values outside [0, length) are enciphered again;
-            # the chain returns into the range because the cipher is a bijection.
             z = self._encipher(y[out])
             y[out] = z
             out = out[z >= n]
@@ -117,7 +130,8 @@ class InOrder:
     def release(self, pass_number: int) -> None:
         """Nothing is kept."""
 
-    def take(self, pass_number: int, start: int, stop: int) -> Any:
+    def take(self, pass_number: int, start: int, stop: int,
+             stride: int | None = None) -> Any:
         if self.values is None:
             return slice(start, stop)
         return self.values[start:stop]
@@ -138,7 +152,13 @@ class InOrder:
 
 
 class SeededOrder:
-    """Pass ``p`` is the permutation keyed by (seed, path, p): random access, no draws.
+    """Pass ``p`` is an order computed from (seed, path, p): no draws, any batch on demand.
+
+    Below ``_MATERIALISE_BELOW`` samples a pass is
+    ``seed.generator(p).permutation(length)``, materialised when first needed;
+    from there up it is a :class:`FeistelPermutation` keyed by (seed, path, p),
+    evaluated a block of positions at a time -- or, for a sharded plan, a
+    block of this rank's own positions over the next steps (``stride``).
 
     Examples
     --------
@@ -149,60 +169,87 @@ class SeededOrder:
     """
 
     kind = "seeded"
-    __slots__ = ("seed", "length", "values", "_perms", "_blocks")
+    __slots__ = ("seed", "length", "values", "_cipher", "_cache")
 
     def __init__(self, seed: SeedPath, length: int, values: np.ndarray | None = None) -> None:
         self.seed = seed
         self.length = length
         self.values = values
-        self._perms: dict[int, FeistelPermutation] = {}
-        self._blocks: dict[tuple[int, int], np.ndarray] = {}
+        self._cipher = length >= _MATERIALISE_BELOW
+        # A few recently used passes / blocks: what the next batches will read.
+        self._cache: dict[tuple, Any] = {}
 
-    def _perm(self, pass_number: int) -> FeistelPermutation:
-        perm = self._perms.get(pass_number)
+    def _remember(self, key: tuple, value: Any) -> Any:
+        if len(self._cache) >= 4:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = value
+        return value
+
+    def _perm(self, pass_number: int) -> Any:
+        key = ("pass", pass_number)
+        perm = self._cache.get(key)
         if perm is None:
-            keys = np.random.SeedSequence(
-                self.seed.seed, spawn_key=self.seed.path + (pass_number,)
-            ).generate_state(_ROUNDS, np.uint64)
-            if len(self._perms) >= 2:
-                self._perms.clear()
-            perm = self._perms[pass_number] = FeistelPermutation(self.length, keys)
+            if self._cipher:
+                keys = np.random.SeedSequence(
+                    self.seed.seed, spawn_key=self.seed.path + (pass_number,)
+                ).generate_state(_ROUNDS, np.uint64)
+                perm = FeistelPermutation(self.length, keys)
+            else:
+                perm = self.seed.generator(pass_number).permutation(self.length)
+            perm = self._remember(key, perm)
         return perm
 
     def _block(self, pass_number: int, block_no: int) -> np.ndarray:
-        key = (pass_number, block_no)
-        block = self._blocks.get(key)
+        key = ("block", pass_number, block_no)
+        block = self._cache.get(key)
         if block is None:
             start = block_no * _BLOCK
             stop = min(start + _BLOCK, self.length)
-            block = self._perm(pass_number)(np.arange(start, stop))
-            if len(self._blocks) >= 4:
-                self._blocks.clear()
-            self._blocks[key] = block
+            block = self._remember(key, self._perm(pass_number)(np.arange(start, stop)))
         return block
+
+    def _strided(self, pass_number: int, start: int, stop: int, stride: int) -> np.ndarray:
+        """Positions ``[start, stop)`` of a rank that takes the same slice every ``stride``:
+        enciphered together with its slices of the next steps of the pass."""
+        width = stop - start
+        for key, rows in self._cache.items():
+            if key[0] == "strided" and key[1] == pass_number and key[3] == stride:
+                k, off = divmod(start - key[2], stride)
+                if off == 0 and 0 <= k < len(rows) and rows.shape[1] == width:
+                    return rows[k]
+        steps = max(1, min(_BLOCK // max(width, 1), (self.length - stop) // stride + 1))
+        pos = start + stride * np.arange(steps)[:, None] + np.arange(width)[None, :]
+        rows = self._perm(pass_number)(pos.ravel()).reshape(steps, width)
+        self._remember(("strided", pass_number, start, stride), rows)
+        return rows[0]
 
     def draw(self, pass_number: int) -> None:
         """Nothing to draw: every pass is a function of the seed."""
 
     def release(self, pass_number: int) -> None:
-        """Nothing to forget: blocks are cached a few at a time."""
+        """Nothing to forget: a few passes or blocks are cached at a time."""
 
-    def positions(self, pass_number: int, start: int, stop: int) -> np.ndarray:
+    def positions(self, pass_number: int, start: int, stop: int,
+                  stride: int | None = None) -> np.ndarray:
+        if stop <= start:
+            return np.zeros(0, dtype=np.int64)
+        if not self._cipher:
+            return self._perm(pass_number)[start:stop]
+        if stride is not None and stride > stop - start:
+            return self._strided(pass_number, start, stop, stride)
         if stop - start > _BLOCK:
             return self._perm(pass_number)(np.arange(start, stop))
         first, last = start // _BLOCK, (stop - 1) // _BLOCK
-        if stop <= start:
-            return np.zeros(0, dtype=np.int64)
-        if first == last:
-            off = first * _BLOCK
-            return self._block(pass_number, first)[start - off:stop - off]
         off = first * _BLOCK
+        if first == last:
+            return self._block(pass_number, first)[start - off:stop - off]
         head = self._block(pass_number, first)[start - off:]
         tail = self._block(pass_number, last)[:stop - last * _BLOCK]
         return np.concatenate([head, tail])
 
-    def take(self, pass_number: int, start: int, stop: int) -> np.ndarray:
-        pos = self.positions(pass_number, start, stop)
+    def take(self, pass_number: int, start: int, stop: int,
+             stride: int | None = None) -> np.ndarray:
+        pos = self.positions(pass_number, start, stop, stride)
         return pos if self.values is None else self.values[pos]
 
     take_array = take
@@ -243,7 +290,8 @@ class StreamOrder:
         self._seqs[pass_number] = seq
         self._before[pass_number] = before
 
-    def take(self, pass_number: int, start: int, stop: int) -> np.ndarray:
+    def take(self, pass_number: int, start: int, stop: int,
+             stride: int | None = None) -> np.ndarray:
         return self._seqs[pass_number][start:stop]
 
     take_array = take

@@ -116,7 +116,7 @@ def count_batches(total: float, batch_size: int, drop_last: bool,
     full, rem = divmod(total, size)
     if rem == 0 or shard.remainder == "drop":
         return full
-    if shard.remainder == "pad":
+    if shard.remainder == "pad" and shard.world_size > 1:
         return full + 1
     mine = min(max(rem - rank * batch_size, 0), batch_size)
     return full + (1 if mine > 0 and not (drop_last and mine < batch_size) else 0)
@@ -257,7 +257,7 @@ class PassPlan(Iterator[IndexBatch]):
     def _share(self, segs: list) -> list:
         """This rank's part of a global batch (padded or cut per the remainder policy)."""
         n = sum(b - a for _, a, b in segs)
-        if n < self._size and self._shard is not None and self._shard.remainder == "pad":
+        if n < self._size and self._world > 1 and self._shard.remainder == "pad":
             last = segs[-1][0]
             need = self._size - n
             segs = list(segs)
@@ -276,8 +276,11 @@ class PassPlan(Iterator[IndexBatch]):
     def _materialise(self, segs: list) -> Any:
         order = self._order
         if not self._crossed:
-            return order.take(*segs[0]) if len(segs) == 1 else np.concatenate(
-                [order.take_array(*s) for s in segs])
+            if len(segs) == 1:
+                # A rank reads the same slice of every global batch: say so, and a
+                # seeded order enciphers this rank's positions only.
+                return order.take(*segs[0], stride=self._size if self._world > 1 else None)
+            return np.concatenate([order.take_array(*s) for s in segs])
         self._crossed = False
         out = np.concatenate([order.take_array(*s) for s in segs]).astype(
             self._joined, copy=False)
@@ -310,6 +313,8 @@ class PassPlan(Iterator[IndexBatch]):
         if pos > self._length:
             raise ValueError(f"pass plan state: 'pos' {pos} lies beyond the pass length "
                              f"{self._length}")
+        if self._repeats != -1 and p > self._repeats:
+            raise ValueError(f"pass plan state: 'pass' {p} is beyond repeats={self._repeats}")
         if self._repeats == -1 and left != -1 or self._repeats != -1 and left > self._repeats:
             raise ValueError(f"pass plan state: 'left' {left} does not fit repeats="
                              f"{self._repeats}")
@@ -388,8 +393,14 @@ class ChoicePlan(Iterator[IndexBatch]):
     ----------
     children : list of plans
     batches_per_child : list of int or None
-        Stratified mode: child ``d`` contributes ``batches_per_child[d]`` items.
-        None: rounds, every child once per round, until a chosen child ends.
+        Stratified mode: child ``d`` contributes ``batches_per_child[d]`` (global)
+        steps to the schedule, the same on every rank. None: rounds, every child
+        once per round, until a chosen child ends.
+    count : list of int, optional
+        This rank's items per child (what ``num_batches`` adds up).
+    skip_empty : bool
+        Skip a scheduled child that has nothing left for this rank (remainder
+        "even") instead of ending.
     own : None, SeedPath or stream
         Orders the schedule (None: in order).
     make_schedule : callable
@@ -400,11 +411,13 @@ class ChoicePlan(Iterator[IndexBatch]):
 
     def __init__(self, children: list, batches_per_child: list | None, own: Any,
                  schedule_fns: tuple[Callable, Callable], seed: Any = None,
-                 rank: int = 0) -> None:
+                 rank: int = 0, count: list | None = None, skip_empty: bool = False) -> None:
         from .rng import SeedPath
 
         self._children = children
         self._nb = batches_per_child
+        self._count = batches_per_child if count is None else count
+        self._skip_empty = skip_empty
         self._own = own
         self._seeded = isinstance(own, SeedPath)
         self._in_order_fn, self._shuffled_fn = schedule_fns
@@ -445,12 +458,11 @@ class ChoicePlan(Iterator[IndexBatch]):
             self._order = self._draw_order(own)
 
     def num_batches(self) -> float | None:
-        return choice_num_batches(self._nb, [c.num_batches() for c in self._children],
+        return choice_num_batches(self._count, [c.num_batches() for c in self._children],
                                   self._own)
 
-    def __next__(self) -> IndexBatch:
-        if self._done:
-            raise StopIteration
+    def _next_choice(self) -> int:
+        """The child the next step takes from (draws a schedule or round order if due)."""
         if self._nb is not None:
             if self._order is None:
                 self._new_order()
@@ -464,14 +476,24 @@ class ChoicePlan(Iterator[IndexBatch]):
             self._pos = 0
         d = int(self._order[self._pos])
         self._pos += 1
-        try:
-            item = next(self._children[d])
-        except StopIteration:
-            self._done = True
-            raise
-        step = self._step
-        self._step = step + 1
-        return IndexBatch(item, item.epoch, step, self._rank, self._seed, component=d)
+        return d
+
+    def __next__(self) -> IndexBatch:
+        while not self._done:
+            d = self._next_choice()
+            try:
+                item = next(self._children[d])
+            except StopIteration:
+                if self._skip_empty and self._nb is not None:
+                    # Sharded with remainder "even": this rank has no share of
+                    # the child's last global batch; other ranks do.
+                    continue
+                self._done = True
+                raise
+            step = self._step
+            self._step = step + 1
+            return IndexBatch(item, item.epoch, step, self._rank, self._seed, component=d)
+        raise StopIteration
 
     def get_state(self) -> dict:
         return {"plan": self.kind, "step": self._step, "done": self._done,

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .validate import show
+
 
 class NotResumableError(TypeError):
     """Raised by ``get_state``/``set_state`` when part of an iteration cannot save its position.
@@ -41,7 +43,7 @@ def _encode(x: Any) -> Any:
 def _decode(x: Any) -> Any:
     if isinstance(x, dict):
         if "__array__" in x:
-            raw = base64.b64decode(x["__array__"])
+            raw = base64.b64decode(x["__array__"], validate=True)
             return np.frombuffer(raw, dtype=np.dtype(x["dtype"])).reshape(x["shape"]).copy()
         return {k: _decode(v) for k, v in x.items()}
     return x
@@ -85,7 +87,9 @@ def capture_stream_state(rng: Any) -> dict:
     return {"kind": stream_kind(rng), "unsupported": True}
 
 
-def _check_kind(rng: Any, state: dict) -> None:
+def _check_kind(rng: Any, state: Any) -> None:
+    if not isinstance(state, dict) or not isinstance(state.get("kind"), str):
+        raise ValueError(f"malformed random stream state: {show(state)}")
     if state.get("unsupported"):
         raise NotResumableError(
             f"the random stream ({state.get('kind')}) cannot save its state; use an int seed, "
@@ -100,11 +104,20 @@ def _check_kind(rng: Any, state: dict) -> None:
 
 
 def _set(rng: Any, state: dict) -> None:
-    if "keys" in state:
-        rng.set_state(("MT19937", _decode(state["keys"]), state["pos"], state["has_gauss"],
-                       state["gauss"]))
-    else:
-        rng.bit_generator.state = _decode(state["bit_generator"])
+    try:
+        if state["kind"] in ("RandomState", "numpy.random"):
+            keys = _decode(state["keys"])
+            if not isinstance(keys, np.ndarray) or keys.shape != (624,):
+                raise ValueError("'keys' must hold 624 32-bit words")
+            pos = state["pos"]
+            if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos <= 624:
+                raise ValueError(f"'pos' must be an integer in [0, 624], not {show(pos)}")
+            rng.set_state(("MT19937", keys.astype(np.uint32), pos, int(state["has_gauss"]),
+                           float(state["gauss"])))
+        else:
+            rng.bit_generator.state = _decode(state["bit_generator"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise ValueError(f"malformed random stream state ({state['kind']}): {exc}") from None
 
 
 def replay_stream(rng: Any, state: dict) -> Any:
@@ -119,7 +132,7 @@ def replay_stream(rng: Any, state: dict) -> Any:
     True
     """
     _check_kind(rng, state)
-    if "keys" in state:
+    if state["kind"] in ("RandomState", "numpy.random"):
         copy: Any = np.random.RandomState()
     else:
         copy = np.random.Generator(type(rng.bit_generator)())

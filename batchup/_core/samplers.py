@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,24 @@ from .plans import IndexBatch, IteratorPlan, PassPlan, count_batches
 from .rng import SeedPath, ShuffleRNG, resolve_shuffle
 from .shard import ShardSpec, resolve_shard
 from .validate import as_index_array, check_batch_size, check_repeats, is_integer, show
+
+
+def content_digest(owner: Any, *arrays: np.ndarray) -> str:
+    """A short digest of arrays a sampler was built from, computed once per sampler.
+
+    Part of a state's fingerprint: a state from a different subset or other
+    weights of the same length is rejected instead of silently restored.
+    """
+    digest = getattr(owner, "_digest", None)
+    if digest is None:
+        h = hashlib.sha1()
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            h.update(a.dtype.str.encode())
+            h.update(a.tobytes())
+        digest = h.hexdigest()[:12]
+        owner._digest = digest
+    return digest
 
 
 class InOrderNotSupportedError(ValueError, NotImplementedError):
@@ -187,7 +206,9 @@ class StandardSampler(AbstractSampler):
         return None
 
     def describe(self) -> str:
-        return f"{type(self).__name__}(n={self.length}, repeats={self.repeats})"
+        values = self._values()
+        content = "" if values is None else f", indices sha1 {content_digest(self, values)}"
+        return f"{type(self).__name__}(n={self.length}, repeats={self.repeats}{content})"
 
     def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
              shard: ShardSpec | None = None) -> PassPlan:

@@ -25,6 +25,11 @@ samples); ``remainder`` says what happens to it:
     short batch, which may be short or empty. Ranks can then differ by one
     batch -- collective operations that expect every rank at every step
     will hang -- so use it only when that is handled.
+
+With ``world_size == 1`` there is nothing to balance: "pad" and "even" keep
+the short last batch as an unsharded iteration does, and "drop" drops it (as
+``drop_last=True``), so ``detect_shard()`` in a single process changes
+nothing.
 """
 
 from __future__ import annotations

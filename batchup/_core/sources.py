@@ -779,7 +779,8 @@ class MapDataSource(AbstractDataSource):
     def _fetch_item(self, item: IndexBatch) -> Any:
         # The map runs with the item as "current batch": seeded per-batch and
         # per-sample generators are the same serially and in any pool.
-        return call_in_batch(item, self.fn, fetch_for(self.source)(item))
+        fn, fetch = self.fn, fetch_for(self.source)
+        return call_in_batch(item, lambda: fn(*fetch(item)))
 
     def _item_indices(self, item: IndexBatch) -> Any:
         return indices_for(self.source)(item)

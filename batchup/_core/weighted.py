@@ -23,6 +23,7 @@ from .samplers import (
     InOrderNotSupportedError,
     _check_drop_last,
     _index_batches,
+    content_digest,
     resolve_sampler_rng,
 )
 from .shard import ShardSpec
@@ -160,7 +161,7 @@ class WeightedSampler(AbstractSampler):
         )
 
     def describe(self) -> str:
-        return f"WeightedSampler(n={self.length})"
+        return f"WeightedSampler(n={self.length}, weights sha1 {content_digest(self, self._cdf)})"
 
     def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
              shard: ShardSpec | None = None) -> WeightedPlan:
@@ -274,7 +275,8 @@ class WeightedSubsetSampler(AbstractSampler):
         )
 
     def describe(self) -> str:
-        return f"WeightedSubsetSampler(n={self.length})"
+        digest = content_digest(self, self._cdf, self.indices)
+        return f"WeightedSubsetSampler(n={self.length}, weights sha1 {digest})"
 
     def plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool = False,
              shard: ShardSpec | None = None) -> WeightedPlan:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from batchup._core.iteration import check_fingerprint, check_state, make_fingerprint
+from batchup._core.iteration import check_state, make_fingerprint, restore_position
 from batchup._core.rngstate import capture_stream_state, restore_stream
 from batchup._core.sources import (
     AbstractDataSource,
@@ -298,15 +298,20 @@ class ParallelBatchIterator:
 
     def set_state(self, state: dict) -> None:
         """Cancel the prepared batches and continue from ``state``."""
-        state = check_state(state)
-        check_fingerprint(state.get("fingerprint"), self._fingerprint)
+        check_state(state)
+        # The prepared work belongs to the old position: cancel it, then move.
+        # A rejected state leaves the plan where the consumer was.
         self.close()
-        self._plan.set_state(state.get("plan"))
-        if self._rng is not None:
-            rng = state.get("rng")
-            if not isinstance(rng, dict):
-                raise ValueError("state lacks the random stream's state ('rng')")
-            restore_stream(self._rng, rng)
+        plan_now, rng_now = self._last
+        if plan_now is not None:
+            self._plan.set_state(plan_now)
+            if self._rng is not None:
+                restore_stream(self._rng, rng_now)
+        try:
+            restore_position(self._plan, self._rng, state, self._fingerprint)
+        except BaseException:
+            self._start(int(plan_now.get("step", 0)) if plan_now else 0)
+            raise
         self._last = self._snapshot()
         self._start(int(state["plan"].get("step", 0)))
 
