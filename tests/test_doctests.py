@@ -28,6 +28,7 @@ MODULES = [
     "batchup._core.shard",
     "batchup.randomness",
     "batchup.distributed",
+    "batchup.testing",
     "batchup.datasets.digits",
     "batchup.demo",
 ]
