@@ -970,3 +970,65 @@ def test_import_does_not_load_executors():
         env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)},
     )
     assert out.stdout.strip() == "[]", out.stderr
+
+
+# -- state through pools: the consumer's position, cancelled prefetch, worker counts -------
+
+def _augment_with_every_generator(x):
+    from batchup import randomness
+
+    per_batch = randomness.batch_rng().random(len(x))
+    per_sample = np.array([g.random() for g in randomness.sample_rngs()])
+    task = np.full(len(x), work_pool.task_rng().random())
+    return x, per_batch, per_sample, task
+
+
+def _listed(batches):
+    return [tuple(a.tolist() for a in b) for b in batches]
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_seeded_augmentation_is_identical_serially_and_for_1_2_4_workers(kind):
+    ds = data_source.ArrayDataSource([np.arange(45.0)], repeats=2).map(
+        _augment_with_every_generator)
+    serial = _listed(ds.batch_iterator(4, shuffle=13))
+    assert serial == _listed(ds.batch_iterator(4, shuffle=13))
+    Pool = work_pool.WorkerThreadPool if kind == "threads" else work_pool.WorkerProcessPool
+    for workers in (1, 2, 4):
+        with Pool(workers) as pool:
+            par = pool.parallel_data_source(ds, batch_buffer_size=6)
+            assert _listed(par.batch_iterator(4, shuffle=13)) == serial, workers
+
+
+def test_set_state_cancels_the_prefetched_work_and_next_step_follows_the_consumer():
+    import time
+
+    def slow(x):
+        time.sleep(0.05)
+        return (x,)
+
+    ds = data_source.ArrayDataSource([np.arange(40)]).map(slow)
+    with work_pool.WorkerThreadPool(1) as pool:
+        par = pool.parallel_data_source(ds, batch_buffer_size=6)
+        it = par.batch_iterator(2, shuffle=3)
+        assert it.next_step == 0
+        start = it.get_state()
+        next(it)
+        assert it.next_step == 1
+        pending = list(it._stream._pending)
+        it.set_state(start)
+        # The old stream's queued tasks were cancelled, not run to waste.
+        assert sum(h.future.cancelled() for h in pending) >= 4
+        assert it.next_step == 0
+        assert _listed(it) == _listed(ds.batch_iterator(2, shuffle=3))
+        assert it.next_step is None
+
+
+def test_pool_state_is_the_consumers_position_not_the_prefetched_one():
+    ds = data_source.ArrayDataSource([np.arange(30)])
+    with work_pool.WorkerThreadPool(2) as pool:
+        it = pool.parallel_data_source(ds, batch_buffer_size=8).batch_iterator(3, shuffle=1)
+        next(it)
+        next(it)
+        assert it.get_state()["plan"]["step"] == 2
+        assert it.next_step == 2
