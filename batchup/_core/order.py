@@ -212,15 +212,17 @@ class SeededOrder:
         """Positions ``[start, stop)`` of a rank that takes the same slice every ``stride``:
         enciphered together with its slices of the next steps of the pass."""
         width = stop - start
-        for key, rows in self._cache.items():
-            if key[0] == "strided" and key[1] == pass_number and key[3] == stride:
-                k, off = divmod(start - key[2], stride)
+        last = self._cache.get("strided")
+        if last is not None:
+            key, rows = last
+            if key[0] == pass_number and key[2] == stride:
+                k, off = divmod(start - key[1], stride)
                 if off == 0 and 0 <= k < len(rows) and rows.shape[1] == width:
                     return rows[k]
         steps = max(1, min(_BLOCK // max(width, 1), (self.length - stop) // stride + 1))
         pos = start + stride * np.arange(steps)[:, None] + np.arange(width)[None, :]
         rows = self._perm(pass_number)(pos.ravel()).reshape(steps, width)
-        self._remember(("strided", pass_number, start, stride), rows)
+        self._cache["strided"] = ((pass_number, start, stride), rows)
         return rows[0]
 
     def draw(self, pass_number: int) -> None:
@@ -272,7 +274,7 @@ class StreamOrder:
     """
 
     kind = "stream"
-    __slots__ = ("rng", "length", "values", "_seqs", "_before")
+    __slots__ = ("rng", "length", "values", "_seqs", "_before", "draws")
 
     def __init__(self, rng: Any, length: int, values: np.ndarray | None = None) -> None:
         self.rng = rng
@@ -280,6 +282,9 @@ class StreamOrder:
         self.values = values
         self._seqs: dict[int, np.ndarray] = {}
         self._before: dict[int, Any] = {}
+        #: Draws taken from ``rng`` so far (a prefetching pool re-reads the
+        #: stream's state only when this changes).
+        self.draws = 0
 
     def _permute(self, rng: Any) -> np.ndarray:
         return rng.permutation(self.length if self.values is None else self.values)
@@ -287,6 +292,7 @@ class StreamOrder:
     def draw(self, pass_number: int) -> None:
         before = capture_stream_state(self.rng)
         seq = self._permute(self.rng)
+        self.draws += 1
         self._seqs[pass_number] = seq
         self._before[pass_number] = before
 

@@ -89,6 +89,17 @@ def _check_kind(state: Any, kind: str) -> dict:
     return state
 
 
+def _sum_draws(plans: list) -> int | None:
+    """Total stream draws of ``plans`` (None if one of them cannot tell)."""
+    total = 0
+    for plan in plans:
+        n = plan.stream_draws() if hasattr(plan, "stream_draws") else None
+        if n is None:
+            return None
+        total += n
+    return total
+
+
 def shard_share(shard: ShardSpec | None, batch_size: int) -> tuple[int, int, int]:
     """(rank, world_size, global batch size) for a per-rank ``batch_size``."""
     if shard is None:
@@ -256,6 +267,11 @@ class PassPlan(Iterator[IndexBatch]):
 
     def _share(self, segs: list) -> list:
         """This rank's part of a global batch (padded or cut per the remainder policy)."""
+        if len(segs) == 1:
+            p, a, b = segs[0]
+            if b - a == self._size:  # the common case: a full batch within one pass
+                lo = a + self._rank * self._batch_size
+                return [(p, lo, lo + self._batch_size)]
         n = sum(b - a for _, a, b in segs)
         if n < self._size and self._world > 1 and self._shard.remainder == "pad":
             last = segs[-1][0]
@@ -295,6 +311,10 @@ class PassPlan(Iterator[IndexBatch]):
             segs = self._share(segs)
         return IndexBatch(self._materialise(segs), segs[0][0], step, self._rank, self._seed,
                           segs)
+
+    def stream_draws(self) -> int:
+        """How many times this plan has drawn from a stream ``shuffle`` (0 if it never does)."""
+        return getattr(self._order, "draws", 0)
 
     def get_state(self) -> dict:
         return {"plan": self.kind, "pass": self._pass, "pos": self._pos, "left": self._left,
@@ -369,6 +389,9 @@ class CompositePlan(Iterator[IndexBatch]):
         self._step = step + 1
         return IndexBatch(tuple(items), items[0].epoch, step, self._rank, self._seed)
 
+    def stream_draws(self) -> int | None:
+        return _sum_draws(self._children)
+
     def get_state(self) -> dict:
         return {"plan": self.kind, "step": self._step, "done": self._done,
                 "children": [c.get_state() for c in self._children]}
@@ -425,6 +448,7 @@ class ChoicePlan(Iterator[IndexBatch]):
         self._rank = rank
         self._order: Any = None
         self._before: Any = None
+        self._draws = 0
         self._round = 0
         self._pos = 0
         self._step = 0
@@ -456,6 +480,7 @@ class ChoicePlan(Iterator[IndexBatch]):
         else:
             self._before = capture_stream_state(own)
             self._order = self._draw_order(own)
+            self._draws += 1
 
     def num_batches(self) -> float | None:
         return choice_num_batches(self._count, [c.num_batches() for c in self._children],
@@ -494,6 +519,10 @@ class ChoicePlan(Iterator[IndexBatch]):
             self._step = step + 1
             return IndexBatch(item, item.epoch, step, self._rank, self._seed, component=d)
         raise StopIteration
+
+    def stream_draws(self) -> int | None:
+        children = _sum_draws(self._children)
+        return None if children is None else children + self._draws
 
     def get_state(self) -> dict:
         return {"plan": self.kind, "step": self._step, "done": self._done,

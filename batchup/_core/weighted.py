@@ -106,6 +106,10 @@ class WeightedPlan(Iterator[IndexBatch]):
             idx = idx[lo:lo + self._batch_size]
         return IndexBatch(idx, 0, step, self._rank, self._seed, draws=step * self._size + lo)
 
+    def stream_draws(self) -> int:
+        """Draws from a stream ``shuffle``: one per batch (none with a seed)."""
+        return 0 if self._seed is not None else self._batch_no
+
     def get_state(self) -> dict:
         return {"plan": self.kind, "step": self._batch_no}
 
