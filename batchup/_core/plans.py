@@ -67,6 +67,11 @@ class IndexBatch(NamedTuple):
     draws: int | None = None
 
 
+#: Builds an ``IndexBatch`` from a tuple of all its fields, skipping the
+#: keyword handling of the generated ``__new__`` (the hot path of iteration).
+_new_item = tuple.__new__
+
+
 def _int_field(state: dict, key: str, owner: str, low: int = 0) -> int:
     value = state.get(key) if isinstance(state, dict) else None
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -199,6 +204,7 @@ class PassPlan(Iterator[IndexBatch]):
         self._repeats = repeats
         self._drop_last = drop_last
         self._drop_global = drop_last if shard is None else shard.remainder == "drop"
+        self._plain = shard is None
         self._seed = seed
         dt = order.dtype()
         # 0.2.3 appended to an empty int64 array: a wrapped batch is int64 or wider.
@@ -304,10 +310,20 @@ class PassPlan(Iterator[IndexBatch]):
         return out
 
     def __next__(self) -> IndexBatch:
+        pos = self._pos
+        end = pos + self._size
+        if self._plain and end <= self._length and self._started and not self._done:
+            # The hot path of unsharded iteration: a batch inside the current pass
+            # (what the general path below also gives, without building segments).
+            self._pos = end
+            step = self._step
+            self._step = step + 1
+            return _new_item(IndexBatch, (self._order.take(self._pass, pos, end), self._pass,
+                                          step, 0, self._seed, None, None, None))
         segs = self._next_global()
         step = self._step
         self._step = step + 1
-        if self._world > 1 or self._shard is not None:
+        if not self._plain:
             segs = self._share(segs)
         return IndexBatch(self._materialise(segs), segs[0][0], step, self._rank, self._seed,
                           segs)
