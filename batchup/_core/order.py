@@ -141,6 +141,10 @@ class InOrder:
             return np.arange(start, stop)
         return self.values[start:stop]
 
+    def sequence(self, pass_number: int) -> np.ndarray | None:
+        """The whole pass as an array, if it is one (None: slices of ``arange``)."""
+        return self.values
+
     def dtype(self) -> np.dtype:
         return np.dtype(np.int64) if self.values is None else self.values.dtype
 
@@ -225,6 +229,18 @@ class SeededOrder:
         self._cache["strided"] = ((pass_number, start, stride), rows)
         return rows[0]
 
+    def sequence(self, pass_number: int) -> np.ndarray | None:
+        """The whole pass as an array if it is materialised (None for the cipher)."""
+        if self._cipher:
+            return None
+        if self.values is None:
+            return self._perm(pass_number)
+        key = ("values", pass_number)
+        seq = self._cache.get(key)
+        if seq is None:
+            seq = self._remember(key, self.values[self._perm(pass_number)])
+        return seq
+
     def draw(self, pass_number: int) -> None:
         """Nothing to draw: every pass is a function of the seed."""
 
@@ -299,6 +315,10 @@ class StreamOrder:
     def take(self, pass_number: int, start: int, stop: int,
              stride: int | None = None) -> np.ndarray:
         return self._seqs[pass_number][start:stop]
+
+    def sequence(self, pass_number: int) -> np.ndarray | None:
+        """The drawn pass."""
+        return self._seqs[pass_number]
 
     take_array = take
 

@@ -205,6 +205,9 @@ class PassPlan(Iterator[IndexBatch]):
         self._drop_last = drop_last
         self._drop_global = drop_last if shard is None else shard.remainder == "drop"
         self._plain = shard is None
+        # The current pass as an array (when the order has one), for the hot path.
+        self._seq: np.ndarray | None = None
+        self._seq_pass = -1
         self._seed = seed
         dt = order.dtype()
         # 0.2.3 appended to an empty int64 array: a wrapped batch is int64 or wider.
@@ -315,11 +318,16 @@ class PassPlan(Iterator[IndexBatch]):
         if self._plain and end <= self._length and self._started and not self._done:
             # The hot path of unsharded iteration: a batch inside the current pass
             # (what the general path below also gives, without building segments).
+            p = self._pass
+            if self._seq_pass != p:
+                self._seq = self._order.sequence(p)
+                self._seq_pass = p
+            seq = self._seq
             self._pos = end
             step = self._step
             self._step = step + 1
-            return _new_item(IndexBatch, (self._order.take(self._pass, pos, end), self._pass,
-                                          step, 0, self._seed, None, None, None))
+            idx = seq[pos:end] if seq is not None else self._order.take(p, pos, end)
+            return _new_item(IndexBatch, (idx, p, step, 0, self._seed, None, None, None))
         segs = self._next_global()
         step = self._step
         self._step = step + 1
@@ -356,6 +364,7 @@ class PassPlan(Iterator[IndexBatch]):
                              f"{self._repeats}")
         self._pass, self._pos, self._left, self._step = p, pos, left, step
         self._done, self._started = done, started
+        self._seq, self._seq_pass = None, -1
         if started:
             self._order.set_state(state.get("order"), p)
 
