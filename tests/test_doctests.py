@@ -29,6 +29,7 @@ MODULES = [
     "batchup.randomness",
     "batchup.distributed",
     "batchup.testing",
+    "batchup._core.fetch",
     "batchup.datasets.digits",
     "batchup.demo",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import batch_map as _bm
 from .context import call_in_batch
+from .fetch import read_rows
 from .iteration import BatchIterator, IndexIterator, make_fingerprint
 from .plans import IndexBatch, IteratorPlan
 from .rng import SeedPath, ShuffleRNG, as_stream, resolve_shuffle
@@ -34,7 +35,14 @@ from .samplers import (
     num_batches,
 )
 from .shard import ShardSpec, resolve_shard
-from .validate import check_batch_size, check_count, check_repeats, is_array_like, show
+from .validate import (
+    array_length,
+    check_batch_size,
+    check_count,
+    check_repeats,
+    is_array_like,
+    show,
+)
 
 #: Keyword arguments every source's ``batch_iterator`` takes.
 _COMMON = ("shuffle", "drop_last", "shard", "state")
@@ -107,6 +115,14 @@ def plan_for(ds: Any, batch_size: int, rng: ShuffleRNG, drop_last: bool,
     kw = _lookalike_kwargs(rng, drop_last, kwargs)
     return IteratorPlan(lambda: ds.batch_iterator(batch_size, **kw), type(ds).__name__,
                         lambda: source_num_batches(ds, batch_size, **kw))
+
+
+def _is_row_index(indices: Any) -> bool:
+    """An index the fetch protocol takes: a step-1 slice or a 1-D integer array."""
+    if isinstance(indices, slice):
+        return indices.step in (None, 1) and indices.start is not None and \
+            indices.stop is not None
+    return isinstance(indices, (np.ndarray, list)) and np.ndim(indices) == 1
 
 
 def count_for(ds: Any, batch_size: int, rng: ShuffleRNG, drop_last: bool,
@@ -544,15 +560,17 @@ class ArrayDataSource(RandomAccessDataSource):
                     f"data[{i}] must be array-like (have __len__ and __getitem__), "
                     f"not a {type(d)}"
                 )
-        length = len(data[0])
+        length = array_length(data[0])
         for i, d in enumerate(data[1:], 1):
-            if len(d) != length:
+            if array_length(d) != length:
                 raise ValueError(
                     f"Arrays have inconsistent length; array 0 has length {length}, while "
-                    f"array {i} has length {len(d)} (every array in data must have one entry "
-                    "per sample)"
+                    f"array {i} has length {array_length(d)} (every array in data must have "
+                    "one entry per sample)"
                 )
         self.data = data
+        # Plain NumPy arrays take the inline gather; anything else reads_rows().
+        self._all_numpy = all(isinstance(d, np.ndarray) for d in data)
         super().__init__(length, indices=indices, repeats=repeats, sampler=sampler,
                          include_indices=include_indices)
 
@@ -564,7 +582,12 @@ class ArrayDataSource(RandomAccessDataSource):
         >>> ArrayDataSource([np.arange(5) * 2]).samples_by_indices_nomapping(np.array([4, 0]))
         (array([8, 0]),)
         """
-        batch = tuple([d[indices] for d in self.data])
+        if self._all_numpy or not _is_row_index(indices):
+            batch = tuple([d[indices] for d in self.data])
+        else:
+            # Storage and other array-likes read through the fetch protocol
+            # (sorted, contiguous reads; PyTables nodes read rows, not points).
+            batch = tuple([read_rows(d, indices) for d in self.data])
         if self.include_indices:
             if isinstance(indices, slice):
                 indices = np.arange(indices.start, indices.stop, indices.step)
@@ -605,6 +628,9 @@ class ArrayDataSource(RandomAccessDataSource):
         if type(idx) is slice:
             return self._fetch_slice(idx)
         data = self.data
+        if not self._all_numpy:
+            batch = tuple([read_rows(d, idx) for d in data])
+            return (idx,) + batch if self.include_indices else batch
         if self.include_indices:
             return (idx,) + tuple([d[idx] for d in data])
         if len(data) == 2:
@@ -613,16 +639,9 @@ class ArrayDataSource(RandomAccessDataSource):
 
     def _fetch_slice(self, s: slice) -> tuple:
         # A contiguous in-order run: copied out of NumPy arrays (batches never alias
-        # the data, as in 0.2.3); other array-likes get the index array they always got.
-        rows = None
-        out = []
-        for d in self.data:
-            if isinstance(d, np.ndarray):
-                out.append(np.array(d[s]))
-            else:
-                if rows is None:
-                    rows = np.arange(s.start, s.stop)
-                out.append(d[rows])
+        # the data, as in 0.2.3), one contiguous read from storage, the index array
+        # other array-likes always got.
+        out = [read_rows(d, s) for d in self.data]
         if self.include_indices:
             out.insert(0, np.arange(s.start, s.stop))
         return tuple(out)

@@ -130,8 +130,27 @@ def check_labels(y: Any, n_classes: Any = None, name: str = "y") -> tuple[np.nda
 
 
 def is_array_like(x: Any) -> bool:
-    """True iff ``x`` has both ``__getitem__`` and ``__len__`` (what batchup needs)."""
-    return hasattr(x, "__getitem__") and hasattr(x, "__len__")
+    """True iff ``x`` can be indexed and has a length: ``__getitem__`` and ``__len__``, or
+    a ``shape`` of at least one dimension (zarr 3 arrays have no ``__len__``)."""
+    if not hasattr(x, "__getitem__"):
+        return False
+    if hasattr(x, "__len__"):
+        return True
+    shape = getattr(x, "shape", None)
+    return isinstance(shape, tuple) and len(shape) >= 1
+
+
+def array_length(x: Any) -> int:
+    """The number of samples (rows) of an array-like.
+
+    Examples
+    --------
+    >>> array_length(np.zeros((3, 2))), array_length([1, 2])
+    (3, 2)
+    """
+    if hasattr(x, "__len__"):
+        return len(x)
+    return int(x.shape[0])
 
 
 def _preview(arr: np.ndarray) -> str:

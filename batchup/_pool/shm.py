@@ -525,9 +525,20 @@ def dump_constant(value: Any, folder: ShmFolder) -> ConstantRef:
     seen: dict[int, tuple] = {}
     cursor = [0]
 
+    from batchup._core.fetch import storage_reference
+
     class _Pickler(cloudpickle().Pickler):
         def persistent_id(self, obj: Any) -> Any:
-            if type(obj) is not np.ndarray or obj.dtype.hasobject:
+            kind = type(obj)
+            if kind is not np.ndarray:
+                # Arrays that live in files (memory maps, HDF5 nodes) go by
+                # reference: each worker opens the file, nothing is copied.
+                if kind is np.memmap or kind.__module__.startswith(("tables.", "h5py.")):
+                    ref = storage_reference(obj)
+                    if ref is not None:
+                        return ("batchup-storage", ref)
+                return None
+            if obj.dtype.hasobject:
                 return None
             if obj.nbytes < CONSTANT_ARRAY_BYTES:
                 return None
@@ -564,6 +575,10 @@ class _Unpickler(pickle.Unpickler):
         self._arrays: dict[int, np.ndarray] = {}
 
     def persistent_load(self, pid: Any) -> Any:
+        if pid[0] == "batchup-storage":
+            from batchup._core.fetch import open_reference
+
+            return open_reference(pid[1])
         tag, offset, dtype, shape = pid
         if tag != "batchup-array":  # pragma: no cover - not ours
             raise pickle.UnpicklingError(f"unknown persistent id {tag!r}")

@@ -55,10 +55,39 @@ class ImageArrayUInt8ToFloat32:
             raise AttributeError("Underlying array has no `shape` attribute") from None
 
     def __len__(self) -> int:
-        return len(self.arr_u8)
+        from batchup._core.validate import array_length
+
+        return array_length(self.arr_u8)
+
+    def _convert(self, raw: Any) -> np.ndarray:
+        return np.asarray(raw).astype(np.float32) * self.scale + self.offset
+
+    def read_rows(self, index: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """The float32 rows at ``index`` (slice or integer array): batchup's fetch protocol.
+
+        The uint8 rows are read from the wrapped array the way it reads best
+        (sorted, contiguous reads from HDF5), then converted.
+
+        Examples
+        --------
+        >>> w = ImageArrayUInt8ToFloat32(np.array([[0], [255], [51]], dtype=np.uint8))
+        >>> w.read_rows(np.array([2, 0])).ravel().tolist()
+        [0.20000000298023224, 0.0]
+        """
+        from batchup._core.fetch import read_rows
+
+        rows = self._convert(read_rows(self.arr_u8, index))
+        if out is None:
+            return rows
+        out[...] = rows
+        return out
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return self.arr_u8[key].astype(np.float32) * self.scale + self.offset
+        if isinstance(key, (np.ndarray, list)) and np.ndim(key) == 1 and len(key) and \
+                np.asarray(key).dtype.kind in "iu":
+            # A row index array: read rows (a PyTables node would read points).
+            return self.read_rows(np.asarray(key))
+        return self._convert(self.arr_u8[key])
 
     def __repr__(self) -> str:
         return (f"ImageArrayUInt8ToFloat32(shape={getattr(self.arr_u8, 'shape', '?')}, "
