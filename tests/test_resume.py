@@ -985,3 +985,29 @@ def test_pass_beyond_repeats_is_rejected():
     state["plan"]["pass"] = 7
     with pytest.raises(ValueError, match="'pass' 7"):
         ds.batch_iterator(3, shuffle=1, state=state)
+
+
+def test_editing_a_returned_state_does_not_reach_the_iterator():
+    ds = data_source.ArrayDataSource([np.arange(20)], repeats=2)
+    it = ds.batch_iterator(3, shuffle=np.random.RandomState(4))
+    next(it)
+    state = it.get_state()
+    state["fingerprint"]["shuffle"] = "tampered"
+    state["plan"]["order"]["pos"] = -3
+    again = it.get_state()
+    assert again["fingerprint"]["shuffle"] == "stream RandomState"
+    assert again["plan"]["order"]["pos"] != -3
+
+
+def test_sample_rngs_need_indexed_batches():
+    from batchup.randomness import sample_rngs
+
+    def batches(batch_size, **kwargs):
+        yield (np.zeros(batch_size),)
+
+    ds = data_source.CallableDataSource(batches).map(lambda x: (x, sample_rngs()))
+    with pytest.raises(TypeError, match="no indices"):
+        next(ds.batch_iterator(2))
+    comp = data_source.CompositeDataSource([data_source.ArrayDataSource([np.arange(4)])] * 2)
+    with pytest.raises(TypeError, match="composite"):
+        next(comp.map(lambda a, b: (a, sample_rngs())).batch_iterator(2, shuffle=1))

@@ -74,12 +74,15 @@ class BatchInfo:
     def indices(self) -> np.ndarray:
         """Data-level indices of the batch's samples (for a leaf source's batch)."""
         idx = self._item.indices
-        if isinstance(idx, tuple):
-            raise TypeError("a composite batch has one index array per component; "
-                            "map the components to get per-sample indices")
         if self._item.component is not None:
             idx = idx.indices
-        return _as_index_array(idx)
+        if isinstance(idx, (np.ndarray, slice)):
+            return _as_index_array(idx)
+        if isinstance(idx, tuple) and idx and all(hasattr(x, "segs") for x in idx):
+            raise TypeError("a composite batch has one index array per component; "
+                            "map the components to get per-sample indices")
+        raise TypeError("this batch comes from a source that makes its own batches (a "
+                        "function or iterator), so its samples have no indices")
 
     def sample_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """(epoch or draw number, data index) of every sample: what per-sample streams key on."""

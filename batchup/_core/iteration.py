@@ -20,6 +20,7 @@ A state holds:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -80,6 +81,14 @@ def check_state(state: Any) -> dict:
             f"(batchup_state={STATE_VERSION}), not {show(state)}"
         )
     return state
+
+
+def build_state(fingerprint: dict, plan: Any, rng: Any) -> dict:
+    """The user-facing state: a deep copy, so editing it never reaches the iterator."""
+    state = {"batchup_state": STATE_VERSION, "fingerprint": fingerprint, "plan": plan}
+    if rng is not None:
+        state["rng"] = rng
+    return copy.deepcopy(state)
 
 
 def restore_position(plan: Any, stream: Any, state: Any, fingerprint: dict) -> dict:
@@ -152,12 +161,7 @@ class BatchIterator(Iterator):
         return self._plan.get_state(), rng
 
     def state_from_snapshot(self, snap: tuple) -> dict:
-        plan, rng = snap
-        state = {"batchup_state": STATE_VERSION, "fingerprint": self._fingerprint,
-                 "plan": plan}
-        if rng is not None:
-            state["rng"] = rng
-        return state
+        return build_state(self._fingerprint, *snap)
 
     def get_state(self) -> dict:
         """The position after the last batch returned: a small JSON-serialisable dict."""

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from batchup._core.iteration import check_state, make_fingerprint, restore_position
+from batchup._core.iteration import (
+    build_state,
+    check_state,
+    make_fingerprint,
+    restore_position,
+)
 from batchup._core.rngstate import capture_stream_state, restore_stream
 from batchup._core.sources import (
     AbstractDataSource,
@@ -303,10 +308,7 @@ class ParallelBatchIterator:
         plan_state, rng = self._last
         if plan_state is None:
             self._plan.get_state()  # raises NotResumableError with the reason
-        state = {"batchup_state": 1, "fingerprint": self._fingerprint, "plan": plan_state}
-        if rng is not None:
-            state["rng"] = rng
-        return state
+        return build_state(self._fingerprint, plan_state, rng)
 
     def set_state(self, state: dict) -> None:
         """Cancel the prepared batches and continue from ``state``."""
