@@ -30,6 +30,7 @@ MODULES = [
     "batchup.distributed",
     "batchup.testing",
     "batchup._core.fetch",
+    "batchup._core.prefetch",
     "batchup.datasets.digits",
     "batchup.demo",
 ]

@@ -189,6 +189,11 @@ class ParallelDataSource(AbstractDataSource):
         ...     [b[0].tolist() for b in par.batch_iterator(batch_size=2)]
         [[0, 10], [20, 30], [40]]
         """
+        for name in ("threads", "prefetch"):
+            if kwargs.get(name) is not None:
+                raise TypeError(f"{name}= does not apply to a ParallelDataSource: its pool "
+                                "prepares the batches (see batch_buffer_size)")
+            kwargs.pop(name, None)
         ds = self._ds
         args = ds._iteration("batch_iterator", batch_size, shuffle, drop_last, shard, kwargs)
         rng = args[1]

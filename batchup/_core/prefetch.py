@@ -1,0 +1,213 @@
+"""Batches prepared ahead by background threads, delivered in order: ``PrefetchIterator``.
+
+NumPy releases the GIL while it gathers rows, so two threads each gathering
+their own batches move more memory than one, and a background thread can
+gather the next batch while the training step runs (when that step releases
+the GIL too, as BLAS and most array libraries do).
+
+Design note
+-----------
+* The calling thread runs the plan (so the plan, and any stream it draws
+  from, is only ever touched by one thread, in plan order) and hands item
+  ``k`` to worker ``k % threads`` through that worker's queue; the worker
+  fetches it and puts the batch on its own result queue. Each worker handles
+  its items in order, so batch ``k`` is the next result of worker
+  ``k % threads``. The queues are ``queue.SimpleQueue`` (C, no Python-level
+  locking), which keeps a hand-off to a few microseconds.
+* At most ``depth`` items are planned beyond the last batch handed out; after
+  taking a batch the consumer tops the workers up before returning, so they
+  gather while the caller trains.
+* Each item is planned with a snapshot of the plan's position after it, so
+  ``get_state()`` is the position after the last batch *returned*, and
+  ``set_state()`` stops the workers, discards what they prepared and starts
+  again from the new position.
+* Threads start at the first ``next()`` (nothing is drawn before), are
+  daemons, and stop when the iterator is closed, exhausted, fails or is
+  garbage collected. An error raised by the plan is raised when the consumer
+  reaches its position; one raised by a fetch, with that batch.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+from .iteration import BatchIterator, build_state, restore_position
+from .rngstate import capture_stream_state, restore_stream
+
+_STOP = object()
+
+
+def _work(tasks: queue.SimpleQueue, done: queue.SimpleQueue, fetch: Any, halted: list) -> None:
+    while True:
+        item = tasks.get()
+        if item is _STOP:
+            return
+        if halted[0]:
+            continue  # discarded work: drain to the stop marker
+        try:
+            done.put((True, fetch(item)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            done.put((False, exc))
+
+
+def _stop(tasks: list, workers: list, halted: list) -> None:
+    halted[0] = True
+    for q in tasks:
+        q.put(_STOP)
+    for t in workers:
+        if t is not threading.current_thread():
+            t.join()
+    workers.clear()
+
+
+class PrefetchIterator(BatchIterator):
+    """A ``BatchIterator`` whose batches ``threads`` background threads prepare ahead.
+
+    Same batches, same order, same states as the serial iterator (see the
+    module's design note). Returned by ``batch_iterator(..., threads=N)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from batchup import data_source
+    >>> ds = data_source.ArrayDataSource([np.arange(10)])
+    >>> it = ds.batch_iterator(4, shuffle=1, threads=2)
+    >>> [b[0].tolist() for b in it] == [b[0].tolist() for b in ds.batch_iterator(4, shuffle=1)]
+    True
+    """
+
+    __slots__ = ("_threads", "_depth", "_workers", "_tasks", "_done", "_pending",
+                 "_planned", "_consumed", "_end", "_error", "_last", "_finalizer",
+                 "_draws", "_rng_state")
+
+    def __init__(self, plan: Any, fetch: Any, fingerprint: dict, stream: Any,
+                 threads: int, depth: int) -> None:
+        super().__init__(plan, fetch, fingerprint, stream)
+        self._threads = threads
+        self._depth = max(depth, threads)
+        self._workers: list[threading.Thread] | None = None
+        self._tasks: list = []
+        self._done: list = []
+        self._pending: deque = deque()
+        self._planned = self._consumed = 0
+        self._end: int | None = None
+        self._error: BaseException | None = None
+        self._finalizer: Any = None
+        self._draws: Any = None
+        self._rng_state: Any = None
+        self._last = self._snap()
+
+    def _snap(self) -> tuple:
+        try:
+            state = self._plan.get_state()
+        except TypeError:  # NotResumableError: get_state() raises it again when asked
+            state = None
+        if self._stream is None:
+            return state, None
+        plan = self._plan
+        draws = plan.stream_draws() if hasattr(plan, "stream_draws") else None
+        if draws is None or draws != self._draws:
+            # Reading a RandomState's state costs ~25 us: only when the plan drew.
+            self._draws, self._rng_state = draws, capture_stream_state(self._stream)
+        return state, self._rng_state
+
+    def _start(self) -> None:
+        n = self._threads
+        self._tasks = [queue.SimpleQueue() for _ in range(n)]
+        self._done = [queue.SimpleQueue() for _ in range(n)]
+        halted = [False]
+        self._workers = [
+            threading.Thread(target=_work, args=(self._tasks[i], self._done[i], self._fetch,
+                                                 halted),
+                             daemon=True, name=f"batchup-prefetch-{i}")
+            for i in range(n)]
+        self._finalizer = weakref.finalize(self, _stop, self._tasks, self._workers, halted)
+        self._pending.clear()
+        self._planned = self._consumed = 0
+        self._end, self._error = None, None
+        for t in self._workers:
+            t.start()
+
+    def _top_up(self) -> None:
+        plan, tasks, n = self._plan, self._tasks, self._threads
+        while self._end is None and self._planned - self._consumed < self._depth:
+            try:
+                item = next(plan)
+            except StopIteration:
+                self._end = self._planned
+                break
+            except BaseException as exc:  # raised when the consumer gets there
+                self._end, self._error = self._planned, exc
+                break
+            self._pending.append(self._snap())
+            tasks[self._planned % n].put(item)
+            self._planned += 1
+
+    def __next__(self) -> Any:
+        if self._workers is None:
+            self._start()
+            self._top_up()
+        k = self._consumed
+        if k == self._end:
+            error, self._error = self._error, None
+            self._halt()
+            if error is not None:
+                raise error
+            raise StopIteration
+        ok, value = self._done[k % self._threads].get()
+        self._consumed = k + 1
+        snap = self._pending.popleft()
+        if not ok:
+            self.close()
+            raise value
+        self._top_up()
+        self._last = snap
+        return value
+
+    @property
+    def next_step(self) -> int | None:
+        """The step of the next batch if it is being prepared, else None."""
+        if self._workers is None or self._planned <= self._consumed:
+            return None
+        return self._last[0]["step"] if self._last[0] is not None else None
+
+    def snapshot(self) -> tuple:
+        return self._last
+
+    def get_state(self) -> dict:
+        """The position after the last batch returned (prepared batches are not counted)."""
+        plan_state, rng = self._last
+        if plan_state is None:
+            self._plan.get_state()  # raises NotResumableError with the reason
+        return build_state(self._fingerprint, plan_state, rng)
+
+    def _halt(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+
+    def set_state(self, state: dict) -> None:
+        """Discard the prepared batches and continue from ``state``."""
+        self._halt()
+        self._workers = None
+        plan_now, rng_now = self._last
+        if plan_now is not None:
+            # The plan ran ahead of the consumer: back to where the consumer is.
+            self._plan.set_state(plan_now)
+            if self._stream is not None:
+                restore_stream(self._stream, rng_now)
+        restore_position(self._plan, self._stream, state, self._fingerprint)
+        self._draws = None
+        self._last = self._snap()
+
+    def close(self) -> None:
+        """Stop the worker threads (idempotent); the iteration ends."""
+        self._halt()
+        self._workers = []
+        self._end = self._consumed
+        self._error = None
+        super().close()

@@ -1,0 +1,187 @@
+"""Background prefetch threads: same batches, same states, clean stops, sensible defaults."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from batchup import data_source, sampling
+from batchup._core.iteration import BatchIterator
+from batchup._core.prefetch import PrefetchIterator
+from batchup.randomness import batch_rng, sample_rngs
+from batchup.testing import assert_resumes
+
+X = np.arange(60 * 3, dtype=np.float32).reshape(60, 3)
+Y = np.arange(60) % 7
+
+
+def _noisy(x, y):
+    return x + batch_rng().random(x.shape), np.array([g.integers(100) for g in sample_rngs()])
+
+
+SOURCES = {
+    "array": lambda: data_source.ArrayDataSource([X, Y], repeats=2),
+    "subset": lambda: data_source.ArrayDataSource([X, Y], indices=np.arange(5, 50)),
+    "weighted": lambda: data_source.ArrayDataSource(
+        [X, Y], sampler=sampling.WeightedSampler(np.arange(1.0, 61.0))),
+    "map": lambda: data_source.ArrayDataSource([X, Y], repeats=2).map(_noisy),
+    "composite": lambda: data_source.CompositeDataSource(
+        [data_source.ArrayDataSource([Y[:9]], repeats=-1), data_source.ArrayDataSource([X])]),
+    "choice": lambda: data_source.ChoiceDataSource(
+        [data_source.ArrayDataSource([X[:20]]), data_source.ArrayDataSource([X[20:]])],
+        stratified=True),
+}
+SHUFFLES = {
+    "seed": lambda: 11,
+    "RandomState": lambda: np.random.RandomState(11),
+    "in order": lambda: None,
+}
+
+
+def _take(it, cap=40):
+    out = []
+    for batch in it:
+        out.append(tuple(np.asarray(a).tolist() for a in batch))
+        if len(out) == cap:
+            break
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shuffle", list(SHUFFLES))
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_prefetched_batches_equal_serial_batches(kind, shuffle, threads):
+    if kind == "weighted" and shuffle == "in order":
+        pytest.skip("weighted sampling is shuffled only")
+    if kind == "map" and shuffle != "seed":
+        pytest.skip("augmentation repeats only with a seed")
+    ds = SOURCES[kind]()
+    serial = _take(ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=0))
+    it = ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=threads, prefetch=3)
+    assert isinstance(it, PrefetchIterator)
+    assert _take(it) == serial
+
+
+@pytest.mark.parametrize("shuffle", ["seed", "RandomState"])
+@pytest.mark.parametrize("kind", ["array", "map", "composite", "choice"])
+def test_prefetched_iteration_resumes_at_every_step(kind, shuffle):
+    if kind == "map" and shuffle != "seed":
+        pytest.skip("augmentation repeats only with a seed")
+    ds = SOURCES[kind]()
+    assert_resumes(lambda: ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=2))
+    # ...and its states restore serially (and serial states into it).
+    it = ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=2)
+    head = _take(it, 3)
+    state = json.loads(json.dumps(it.get_state()))
+    assert state["plan"]["step"] == 3
+    rest = _take(ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), state=state), None)
+    assert head + rest == _take(ds.batch_iterator(4, shuffle=SHUFFLES[shuffle]()), None)
+
+
+def test_a_random_state_is_consumed_as_serially():
+    ds = data_source.ArrayDataSource([X], repeats=3)
+    rs = np.random.RandomState(5)
+    it = ds.batch_iterator(7, shuffle=rs, threads=2)
+    assert rs.randint(10**6) == np.random.RandomState(5).randint(10**6)  # nothing drawn yet
+    rs.seed(5)
+    it = ds.batch_iterator(7, shuffle=rs, threads=2)
+    list(it)
+    ref = np.random.RandomState(5)
+    list(ds.batch_iterator(7, shuffle=ref))
+    assert rs.randint(10**6) == ref.randint(10**6)
+
+
+def test_an_error_arrives_in_order_and_ends_the_iteration():
+    def fails_on_the_third(x):
+        if x[0] == 8:
+            raise RuntimeError("bad batch")
+        return (x,)
+
+    ds = data_source.ArrayDataSource([np.arange(20)]).map(fails_on_the_third)
+    it = ds.batch_iterator(4, threads=2)
+    assert [b[0].tolist() for b in (next(it), next(it))] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    with pytest.raises(RuntimeError, match="bad batch"):
+        next(it)
+    with pytest.raises(StopIteration):
+        next(it)
+    assert not _prefetch_threads()
+
+
+def _prefetch_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("batchup-prefetch")
+            and t.is_alive()]
+
+
+def test_close_and_abandoning_stop_the_threads():
+    ds = data_source.ArrayDataSource([np.arange(1000)])
+    it = ds.batch_iterator(2, shuffle=1, threads=2)
+    next(it)
+    assert len(_prefetch_threads()) == 2
+    it.close()
+    it.close()
+    assert not _prefetch_threads()
+    with pytest.raises(StopIteration):
+        next(it)
+    it = ds.batch_iterator(2, shuffle=1, threads=2)
+    next(it)
+    del it
+    gc.collect()
+    deadline = time.time() + 5
+    while _prefetch_threads() and time.time() < deadline:
+        time.sleep(0.01)
+    assert not _prefetch_threads()
+
+
+def test_set_state_after_close_continues():
+    ds = data_source.ArrayDataSource([np.arange(30)])
+    it = ds.batch_iterator(4, shuffle=2, threads=2)
+    first = next(it)[0].tolist()
+    state = it.get_state()
+    it.close()
+    it.set_state(state)
+    rest = [b[0].tolist() for b in it]
+    assert [first] + rest == [b[0].tolist() for b in ds.batch_iterator(4, shuffle=2)]
+
+
+def test_default_threads_only_where_it_pays():
+    big = np.zeros((64, 8192), dtype=np.float32)  # 32 KB rows: batch 32 = 1 MB
+    ds = data_source.ArrayDataSource([big])
+    assert isinstance(ds.batch_iterator(32, shuffle=1), PrefetchIterator)
+    assert isinstance(ds.batch_iterator(32), PrefetchIterator)  # in order
+    assert type(ds.batch_iterator(8, shuffle=1)) is BatchIterator  # small batches
+    assert type(ds.batch_iterator(32, shuffle=np.random.RandomState(1))) is BatchIterator
+    assert type(ds.batch_iterator(32, shuffle=1, threads=0)) is BatchIterator
+    assert type(ds.map(lambda x: (x,)).batch_iterator(32, shuffle=1)) is BatchIterator
+    small = data_source.ArrayDataSource([np.zeros((100, 3))])
+    assert type(small.batch_iterator(50, shuffle=1)) is BatchIterator
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(threads=-1), ValueError), (dict(threads=1.5), TypeError),
+    (dict(threads="2"), TypeError), (dict(prefetch=0), ValueError),
+    (dict(prefetch=2.0), TypeError),
+], ids=["threads-negative", "threads-float", "threads-str", "prefetch-zero", "prefetch-float"])
+def test_bad_threads_or_prefetch_name_the_parameter(kwargs, error):
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=name):
+        data_source.ArrayDataSource([X]).batch_iterator(4, **kwargs)
+
+
+def test_parallel_data_source_rejects_threads():
+    from batchup import work_pool
+
+    with work_pool.WorkerThreadPool(1) as pool:
+        par = pool.parallel_data_source(data_source.ArrayDataSource([X]), 2)
+        with pytest.raises(TypeError, match="threads= does not apply"):
+            par.batch_iterator(4, threads=2)
+
+
+def test_default_threads_leave_very_large_batches_alone():
+    huge = np.zeros((8, 2 << 20), dtype=np.float32)  # 8 MB rows
+    assert type(data_source.ArrayDataSource([huge]).batch_iterator(2, shuffle=1)) \
+        is BatchIterator
