@@ -23,7 +23,9 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -522,4 +524,114 @@ def import_time(ctx: Context) -> Table:
     return table
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W6": w6, "import": import_time}
+# --------------------------------------------------------------------------------------------
+# W8: a training loop whose step releases the GIL, overlapped with the gather
+# --------------------------------------------------------------------------------------------
+
+#: The step's work: sorting this many float32 values (NumPy sorts without the GIL,
+#: on one core), chosen once per run so that a step takes about as long as a gather.
+_W8_STEP: dict[int, int] = {}
+
+
+def _w8_step_size(n: int) -> int:
+    """Values to sort per step so that the step costs about one W1 gather."""
+    if n not in _W8_STEP:
+        X, y = w1_data(n)
+        perm = np.random.default_rng(1).permutation(n)
+        starts = range(0, n - W1_BATCH + 1, W1_BATCH)
+        t = time.perf_counter()
+        for start in starts:  # a whole epoch of different batches, as the loop gathers
+            idx = perm[start : start + W1_BATCH]
+            X[idx], y[idx]
+        gather = (time.perf_counter() - t) / len(starts)
+        probe = np.random.default_rng(2).random(1 << 16, dtype=np.float32)
+        t = time.perf_counter()
+        for _ in range(20):
+            np.sort(probe)
+        per_value = (time.perf_counter() - t) / (20 * probe.size)
+        _W8_STEP[n] = max(1024, int(gather / per_value))
+    return _W8_STEP[n]
+
+
+def _w8_step(size: int) -> Callable[[Any], None]:
+    work = np.random.default_rng(3).random(size, dtype=np.float32)
+
+    def step(batch: Any) -> None:
+        np.sort(work)  # GIL released: stands for a forward/backward pass
+
+    return step
+
+
+def w8_batchup(n: int, threads: int | None) -> Callable[[], int]:
+    """A seeded epoch of W1's data with a GIL-releasing step per batch."""
+    from batchup import data_source
+
+    X, y = w1_data(n)
+    ds = data_source.ArrayDataSource([X, y])
+    step = _w8_step(_w8_step_size(n))
+    extra = {} if threads is None else {"threads": threads}
+
+    def run() -> int:
+        items = 0
+        for xb, yb in ds.batch_iterator(batch_size=W1_BATCH, shuffle=SEED, **extra):
+            step(xb)
+            items += len(yb)
+        return items
+
+    return run
+
+
+def w8_torch(n: int, workers: int) -> Callable[[], int]:
+    """torch ``DataLoader`` (batch sampler, ``num_workers`` processes) with the same step."""
+    import torch
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+    X, y = w1_data(n)
+    ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    gen = torch.Generator().manual_seed(SEED)
+    sampler = BatchSampler(RandomSampler(ds, generator=gen), W1_BATCH, drop_last=False)
+    loader = DataLoader(ds, sampler=sampler, batch_size=None, num_workers=workers,
+                        persistent_workers=workers > 0)
+    step = _w8_step(_w8_step_size(n))
+
+    def run() -> int:
+        items = 0
+        for xb, yb in loader:
+            step(xb)
+            items += len(yb)
+        return items
+
+    return run
+
+
+def w8(ctx: Context) -> Table:
+    """W8 table: does the gather of the next batch overlap the training step?"""
+    n = ctx.size(50_000, 5_000)
+    serial = Impl("serial loop: batchup threads=0, step after each batch", w8_batchup,
+                  dict(n=n, threads=0), floor=True)
+    ours = [
+        Impl("batchup threads=1 (gather overlaps the step)", w8_batchup, dict(n=n, threads=1)),
+        Impl("batchup default (2 prefetch threads)", w8_batchup, dict(n=n, threads=None)),
+    ]
+    peers = [
+        Impl(f"torch DataLoader + BatchSampler, num_workers={w}", w8_torch,
+             dict(n=n, workers=w), requires=("torch",))
+        for w in (0, 1, 2)
+    ]
+    table, ratios = compare(
+        ctx,
+        f"W8 — training loop, W1's data (batch {W1_BATCH}, seeded), a GIL-releasing step "
+        f"(np.sort of {_w8_step_size(n):,} float32) about as long as a gather",
+        "samples/s",
+        [serial, *ours, *peers],
+        repeats=7,
+        min_time=0.1 if ctx.quick else 0.5,
+    )
+    for impl in ours:
+        table.notes.append(target_note(ratios, impl.label, 1.7))
+    table.notes.append("The ideal is 2.00×: the step and the gather each take half of the "
+                       "serial loop's time.")
+    return table
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W6": w6, "W8": w8, "import": import_time}
