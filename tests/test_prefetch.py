@@ -24,12 +24,18 @@ def _noisy(x, y):
     return x + batch_rng().random(x.shape), np.array([g.integers(100) for g in sample_rngs()])
 
 
+def _scaled(x, y):
+    return x * 2, y + 1
+
+
 SOURCES = {
     "array": lambda: data_source.ArrayDataSource([X, Y], repeats=2),
     "subset": lambda: data_source.ArrayDataSource([X, Y], indices=np.arange(5, 50)),
     "weighted": lambda: data_source.ArrayDataSource(
         [X, Y], sampler=sampling.WeightedSampler(np.arange(1.0, 61.0))),
-    "map": lambda: data_source.ArrayDataSource([X, Y], repeats=2).map(_noisy),
+    "map": lambda: data_source.ArrayDataSource([X, Y], repeats=2).map(_scaled),
+    # Random augmentation repeats only with a seed: paired with seeds alone below.
+    "map with randomness": lambda: data_source.ArrayDataSource([X, Y], repeats=2).map(_noisy),
     "composite": lambda: data_source.CompositeDataSource(
         [data_source.ArrayDataSource([Y[:9]], repeats=-1), data_source.ArrayDataSource([X])]),
     "choice": lambda: data_source.ChoiceDataSource(
@@ -52,14 +58,16 @@ def _take(it, cap=40):
     return out
 
 
+def _applies(kind: str, shuffle: str) -> bool:
+    # Weighted sampling has no in-order mode; random augmentation repeats with a seed only.
+    return not ((kind == "weighted" and shuffle == "in order")
+                or (kind == "map with randomness" and shuffle != "seed"))
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("shuffle", list(SHUFFLES))
-@pytest.mark.parametrize("kind", list(SOURCES))
+@pytest.mark.parametrize(("kind", "shuffle"),
+                         [(k, s) for k in SOURCES for s in SHUFFLES if _applies(k, s)])
 def test_prefetched_batches_equal_serial_batches(kind, shuffle, threads):
-    if kind == "weighted" and shuffle == "in order":
-        pytest.skip("weighted sampling is shuffled only")
-    if kind == "map" and shuffle != "seed":
-        pytest.skip("augmentation repeats only with a seed")
     ds = SOURCES[kind]()
     serial = _take(ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=0))
     it = ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=threads, prefetch=3)
@@ -67,11 +75,10 @@ def test_prefetched_batches_equal_serial_batches(kind, shuffle, threads):
     assert _take(it) == serial
 
 
-@pytest.mark.parametrize("shuffle", ["seed", "RandomState"])
-@pytest.mark.parametrize("kind", ["array", "map", "composite", "choice"])
+@pytest.mark.parametrize(("kind", "shuffle"), [
+    (k, s) for k in ("array", "map", "map with randomness", "composite", "choice")
+    for s in ("seed", "RandomState") if _applies(k, s)])
 def test_prefetched_iteration_resumes_at_every_step(kind, shuffle):
-    if kind == "map" and shuffle != "seed":
-        pytest.skip("augmentation repeats only with a seed")
     ds = SOURCES[kind]()
     assert_resumes(lambda: ds.batch_iterator(4, shuffle=SHUFFLES[shuffle](), threads=2))
     # ...and its states restore serially (and serial states into it).

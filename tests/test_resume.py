@@ -251,12 +251,18 @@ def test_resumes_at_every_step(case, shuffle):
 @pytest.mark.parametrize(("case", "shuffle"), list(_serial_params()))
 def test_index_iterator_resumes_at_every_step(case, shuffle):
     ds = case.make()
-    if not ds.is_random_access:
-        pytest.skip("not random access")
+    assert ds.is_random_access  # every case is: the index iterator must exist
     make_shuffle = SHUFFLES[shuffle]
     assert_resumes(lambda: ds.batch_indices_iterator(case.batch_size, shuffle=make_shuffle(),
                                                      **case.kwargs),
                    max_steps=case.max_steps)
+
+
+def test_index_iterator_of_a_source_without_indices_is_refused():
+    made = data_source.CallableDataSource(lambda batch_size, **kw: iter([(np.zeros(2),)]))
+    comp = data_source.CompositeDataSource([data_source.ArrayDataSource([X]), made])
+    with pytest.raises(TypeError, match="random access"):
+        comp.batch_indices_iterator(4)
 
 
 @pytest.mark.parametrize(("case", "shuffle", "runner"), list(_pool_params()))

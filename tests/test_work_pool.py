@@ -671,9 +671,12 @@ def test_slot_arrays_used_differently_travel_pickled():
 def test_no_slot_means_no_in_place_gather():
     from batchup._pool import parallel
 
-    ds = data_source.ArrayDataSource([np.zeros((100, 1000))])
+    ds = data_source.ArrayDataSource([np.arange(100.0)])
     assert shm.result_arrays([((10, 1000), np.dtype(np.float64))]) is None
-    assert parallel._gather_into_slot(ds, np.arange(10)) is None
+    assert ds._fetch_into(IndexBatch(np.arange(10), 0, 0), shm.result_arrays) is None
+    # ...and the task falls back to the ordinary fetch.
+    np.testing.assert_array_equal(parallel._fetch(ds, IndexBatch(np.arange(3), 0, 0))[0],
+                                  [0.0, 1.0, 2.0])
 
 
 def test_out_of_range_index_raises_in_consumer(proc_pool):

@@ -45,8 +45,7 @@ import weakref
 from collections import deque
 from typing import Any
 
-from .iteration import BatchIterator, build_state, restore_position
-from .rngstate import capture_stream_state, restore_stream
+from .iteration import AheadPositions, BatchIterator
 
 _STOP = object()
 
@@ -97,9 +96,8 @@ class PrefetchIterator(BatchIterator):
     """
 
     __slots__ = ("_threads", "_depth", "_workers", "_tasks", "_done", "_pending",
-                 "_planned", "_consumed", "_end", "_error", "_last", "_finalizer",
-                 "_draws", "_rng_state", "_active", "_turn", "_fetch_time",
-                 "_caller_time", "_returned_at")
+                 "_planned", "_consumed", "_end", "_error", "_positions", "_finalizer",
+                 "_active", "_turn", "_fetch_time", "_caller_time", "_returned_at")
 
     def __init__(self, plan: Any, fetch: Any, fingerprint: dict, stream: Any,
                  threads: int, depth: int) -> None:
@@ -114,28 +112,12 @@ class PrefetchIterator(BatchIterator):
         self._end: int | None = None
         self._error: BaseException | None = None
         self._finalizer: Any = None
-        self._draws: Any = None
-        self._rng_state: Any = None
         self._active = 1  # workers new items go to (see the design note)
         self._turn = 0
         self._fetch_time: float | None = None
         self._caller_time: float | None = None
         self._returned_at: float | None = None
-        self._last = self._snap()
-
-    def _snap(self) -> tuple:
-        try:
-            state = self._plan.get_state()
-        except TypeError:  # NotResumableError: get_state() raises it again when asked
-            state = None
-        if self._stream is None:
-            return state, None
-        plan = self._plan
-        draws = plan.stream_draws() if hasattr(plan, "stream_draws") else None
-        if draws is None or draws != self._draws:
-            # Reading a RandomState's state costs ~25 us: only when the plan drew.
-            self._draws, self._rng_state = draws, capture_stream_state(self._stream)
-        return state, self._rng_state
+        self._positions = AheadPositions(plan, stream, fingerprint)
 
     def _start(self) -> None:
         n = self._threads
@@ -167,7 +149,7 @@ class PrefetchIterator(BatchIterator):
                 break
             worker = self._turn % self._active
             self._turn += 1
-            self._pending.append((self._snap(), worker))
+            self._pending.append((self._positions.take(), worker))
             tasks[worker].put(item)
             self._planned += 1
 
@@ -197,7 +179,7 @@ class PrefetchIterator(BatchIterator):
             self.close()
             raise value
         self._top_up()
-        self._last = snap
+        self._positions.last = snap
         self._returned_at = time.perf_counter()
         return value
 
@@ -206,17 +188,14 @@ class PrefetchIterator(BatchIterator):
         """The step of the next batch if it is being prepared, else None."""
         if self._workers is None or self._planned <= self._consumed:
             return None
-        return self._last[0]["step"] if self._last[0] is not None else None
+        return self._positions.next_step()
 
     def snapshot(self) -> tuple:
-        return self._last
+        return self._positions.last
 
     def get_state(self) -> dict:
         """The position after the last batch returned (prepared batches are not counted)."""
-        plan_state, rng = self._last
-        if plan_state is None:
-            self._plan.get_state()  # raises NotResumableError with the reason
-        return build_state(self._fingerprint, plan_state, rng)
+        return self._positions.state()
 
     def _halt(self) -> None:
         if self._finalizer is not None:
@@ -227,15 +206,7 @@ class PrefetchIterator(BatchIterator):
         """Discard the prepared batches and continue from ``state``."""
         self._halt()
         self._workers = None
-        plan_now, rng_now = self._last
-        if plan_now is not None:
-            # The plan ran ahead of the consumer: back to where the consumer is.
-            self._plan.set_state(plan_now)
-            if self._stream is not None:
-                restore_stream(self._stream, rng_now)
-        restore_position(self._plan, self._stream, state, self._fingerprint)
-        self._draws = None
-        self._last = self._snap()
+        self._positions.restore(state)
 
     def close(self) -> None:
         """Stop the worker threads (idempotent); the iteration ends."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections.abc
 import difflib
 import inspect
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,14 +54,6 @@ from .validate import (
 #: allocator serves the batches (0.7-1.5x from run to run), so it is left to
 #: ``threads=``.
 AUTO_THREADS_BYTES = (1 << 20, 8 << 20)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 #: Keyword arguments every source's ``batch_iterator`` takes.
@@ -694,7 +685,9 @@ class ArrayDataSource(RandomAccessDataSource):
         low, high = AUTO_THREADS_BYTES
         if not low <= batch_size * row_bytes <= high:
             return 0
-        return 2 if usable_cpus() >= 2 else 0
+        from batchup._pool.cpu import available_cpus  # affinity and cgroup quota
+
+        return 2 if available_cpus() >= 2 else 0
 
     def _fetch_item(self, item: IndexBatch) -> tuple:
         # The hot path of in-memory training: one gather per array, nothing else.
@@ -710,6 +703,45 @@ class ArrayDataSource(RandomAccessDataSource):
         if len(data) == 2:
             return (data[0][idx], data[1][idx])
         return tuple([d[idx] for d in data])
+
+    def _fetch_into(self, item: IndexBatch, allocate: Callable) -> tuple | None:
+        """The batch of ``item`` read straight into ``allocate(specs)``'s arrays, or None.
+
+        A process pool passes the allocator of the task's shared-memory slot,
+        so the batch is copied once, from the data into the slot. None (fetch
+        as usual) when ``allocate`` gives no arrays, when an array-like has no
+        ``shape``/``dtype``, for anything but an integer index array or a slice,
+        or when a subclass fetches its own way.
+        """
+        cls = type(self)
+        if (cls._fetch_item is not ArrayDataSource._fetch_item
+                or cls.samples_by_indices_nomapping
+                is not ArrayDataSource.samples_by_indices_nomapping):
+            return None
+        idx = item.indices
+        if type(idx) is slice:
+            n = idx.stop - idx.start
+        elif isinstance(idx, np.ndarray) and idx.ndim == 1 and idx.dtype.kind in "iu":
+            n = len(idx)
+        else:
+            return None
+        specs = []
+        for d in self.data:
+            shape, dtype = getattr(d, "shape", None), getattr(d, "dtype", None)
+            if not shape or dtype is None:
+                return None
+            specs.append(((n,) + tuple(shape[1:]), np.dtype(dtype)))
+        if self.include_indices:
+            rows = np.arange(idx.start, idx.stop) if type(idx) is slice else idx
+            specs.insert(0, (rows.shape, rows.dtype))
+        out = allocate(specs) if n else None
+        if out is None:
+            return None
+        if self.include_indices:
+            out[0][...] = rows
+        for d, o in zip(self.data, out[len(out) - len(self.data):], strict=True):
+            read_rows(d, idx, out=o)
+        return tuple(out)
 
     def _fetch_slice(self, s: slice) -> tuple:
         # A contiguous in-order run: copied out of NumPy arrays (batches never alias

@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import numpy as np
-
-from batchup._core.iteration import (
-    build_state,
-    check_state,
-    make_fingerprint,
-    restore_position,
-)
-from batchup._core.rngstate import capture_stream_state, restore_stream
+from batchup._core.iteration import AheadPositions, check_state, make_fingerprint
 from batchup._core.sources import (
     AbstractDataSource,
-    ArrayDataSource,
     accepted_kwargs,
     describe,
     stream_of,
@@ -36,52 +27,22 @@ __all__ = ["ParallelDataSource", "ParallelBatchIterator"]
 
 
 def _fetch(ds: Any, item: Any) -> Any:
-    """Worker side: the batch of one planned item (``ds._fetch_item``, which also sets
-    the batch context for map functions)."""
-    idx = item.indices
-    if type(ds) is ArrayDataSource and type(idx) is np.ndarray:
-        batch = _gather_into_slot(ds, idx)
-        if batch is not None:
-            return batch
-    return ds._fetch_item(item)
+    """Worker side: the batch of one planned item.
 
-
-def _gather_into_slot(ds: ArrayDataSource, idx: np.ndarray) -> tuple | None:
-    """An array source's batch gathered straight into the task's shared-memory slot.
-
-    Same arrays as ``ds.samples_by_indices_nomapping(idx)``, without the copy
-    from a freshly gathered batch into the slot: for large batches that copy
-    was as costly as the gather itself. ``None`` (use the ordinary path, which
-    also raises the ordinary errors) for anything but an integer index array
-    into NumPy arrays, or when the task has no slot.
+    A source that can read a batch straight into given arrays
+    (``_fetch_into``) fills the task's shared-memory slot, so the batch is
+    copied once, from the data into the slot; otherwise ``ds._fetch_item``
+    (which also sets the batch context for map functions).
     """
-    from . import shm  # worker side only: keeps mmap out of `import batchup.work_pool`
+    fill = getattr(ds, "_fetch_into", None)
+    if fill is not None:
+        from . import shm  # worker side only: keeps mmap out of `import batchup.work_pool`
 
-    if shm.current_task_slot() is None:
-        return None
-    data = ds.data
-    if idx.ndim != 1 or idx.dtype.kind not in "iu" or not len(idx):
-        return None
-    if not all(isinstance(d, np.ndarray) and d.ndim >= 1 for d in data):
-        return None
-    n = len(data[0])
-    lo, hi = int(idx.min()), int(idx.max())
-    if lo < -n or hi >= n:
-        return None
-    specs = [((len(idx),) + d.shape[1:], d.dtype) for d in data]
-    if ds.include_indices:
-        specs.insert(0, (idx.shape, idx.dtype))
-    out = shm.result_arrays(specs)
-    if out is None:
-        return None
-    if ds.include_indices:
-        out[0][...] = idx
-    rows = idx if lo >= 0 else np.where(idx < 0, idx + n, idx)
-    # mode="clip" (bounds were checked above): with the default "raise" NumPy
-    # gathers into a temporary buffer and copies that into ``out``.
-    for d, o in zip(data, out[len(out) - len(data) :], strict=True):
-        np.take(d, rows, axis=0, out=o, mode="clip")
-    return tuple(out)
+        if shm.current_task_slot() is not None:
+            batch = fill(item, shm.result_arrays)
+            if batch is not None:
+                return batch
+    return ds._fetch_item(item)
 
 
 class ParallelDataSource(AbstractDataSource):
@@ -212,33 +173,11 @@ class ParallelDataSource(AbstractDataSource):
         return f"ParallelDataSource({self._ds!r}, {self._batch_buffer_size}, {self._pool!r})"
 
 
-def _plan_state(plan: Any) -> dict | None:
-    try:
-        return plan.get_state()
-    except TypeError:  # NotResumableError: raised again if get_state is asked for
-        return None
-
-
-def _snapshot(plan: Any, rng: Any) -> tuple:
-    """The plan's position now (None if it cannot save one) and the stream's state."""
-    return _plan_state(plan), None if rng is None else capture_stream_state(rng)
-
-
-def _tasks(plan: Any, rng: Any, shared: Any, queued: deque) -> Any:
+def _tasks(plan: Any, positions: AheadPositions, shared: Any, queued: deque) -> Any:
     # No reference to the iterator: dropping it must free the stream at once
     # (cancelling its pending work), not at the next garbage collection.
-    counted = rng is not None and hasattr(plan, "stream_draws")
-    draws, rng_state = None, None
     for item in plan:
-        if counted:
-            # Reading a RandomState's state costs ~25 us: only when the plan drew.
-            now = plan.stream_draws()
-            if now is None or now != draws:
-                draws, rng_state = now, capture_stream_state(rng)
-            snap = (_plan_state(plan), rng_state)
-        else:
-            snap = _snapshot(plan, rng)
-        queued.append((item.step, snap))
+        queued.append((item.step, positions.take()))
         yield (_fetch, (shared, item))
 
 
@@ -253,6 +192,7 @@ class ParallelBatchIterator:
     Examples
     --------
     >>> import json
+    >>> import numpy as np
     >>> from batchup import data_source, work_pool
     >>> ds = data_source.ArrayDataSource([np.arange(8)])
     >>> with work_pool.WorkerThreadPool(2) as pool:
@@ -270,22 +210,17 @@ class ParallelBatchIterator:
                  entropy: tuple[int, ...] | None) -> None:
         self._owner = owner
         self._plan = plan
-        self._fingerprint = fingerprint
-        self._rng = stream
         self._entropy = entropy
         self._queued: deque = deque()
-        self._last = self._snapshot()
+        self._positions = AheadPositions(plan, stream, fingerprint)
         self._stream: WorkStream | None = None
         self._work: WorkStreamIterator | None = None
         self._start(0)
 
-    def _snapshot(self) -> tuple:
-        return _snapshot(self._plan, self._rng)
-
     def _start(self, first_position: int) -> None:
         owner = self._owner
         self._queued.clear()
-        tasks = _tasks(self._plan, self._rng, owner._shared_ds, self._queued)
+        tasks = _tasks(self._plan, self._positions, owner._shared_ds, self._queued)
         work = WorkStream(
             owner._pool, tasks, owner._batch_buffer_size, owner._batches_per_chunk,
             entropy=self._entropy, timer=owner._timer, first_position=first_position,
@@ -300,7 +235,7 @@ class ParallelBatchIterator:
         if self._work is None:
             raise StopIteration
         batch = next(self._work)
-        _, self._last = self._queued.popleft()
+        _, self._positions.last = self._queued.popleft()
         return batch
 
     @property
@@ -310,29 +245,17 @@ class ParallelBatchIterator:
 
     def get_state(self) -> dict:
         """The consumer's position: a small JSON-serialisable dict (see ``BatchIterator``)."""
-        plan_state, rng = self._last
-        if plan_state is None:
-            self._plan.get_state()  # raises NotResumableError with the reason
-        return build_state(self._fingerprint, plan_state, rng)
+        return self._positions.state()
 
     def set_state(self, state: dict) -> None:
         """Cancel the prepared batches and continue from ``state``."""
         check_state(state)
         # The prepared work belongs to the old position: cancel it, then move.
-        # A rejected state leaves the plan where the consumer was.
         self.close()
-        plan_now, rng_now = self._last
-        if plan_now is not None:
-            self._plan.set_state(plan_now)
-            if self._rng is not None:
-                restore_stream(self._rng, rng_now)
         try:
-            restore_position(self._plan, self._rng, state, self._fingerprint)
-        except BaseException:
-            self._start(int(plan_now.get("step", 0)) if plan_now else 0)
-            raise
-        self._last = self._snapshot()
-        self._start(int(state["plan"].get("step", 0)))
+            self._positions.restore(state)
+        finally:
+            self._start(self._positions.next_step() or 0)
 
     def num_batches(self) -> Any:
         """Batches a full iteration yields (``inf`` if endless, None if unknown)."""
