@@ -338,7 +338,8 @@ def _assert_batches(got, want):
 # ----------------------------------------------------------------- files through process pools
 
 
-@pytest.mark.parametrize("kind", ["memmap", "tables-carray", "h5py", "image-view"])
+@pytest.mark.parametrize("kind", ["memmap", "tables-carray", "h5py", "image-view", "zarr",
+                                  "dask-zarr"])
 def test_process_pool_reads_files_by_reference(tmp_path, kind, monkeypatch):
     from batchup import work_pool
     from batchup._pool import shm
@@ -350,14 +351,21 @@ def test_process_pool_reads_files_by_reference(tmp_path, kind, monkeypatch):
         _OPEN.append(f)
         data = [ImageArrayUInt8ToFloat32(f.create_carray(f.root, "u8", obj=u8)), Y]
         f.flush()
+    elif kind == "dask-zarr":
+        # A dask array over a zarr store pickles as its graph: the store's path.
+        da = pytest.importorskip("dask.array")
+        x, y = _zarr(tmp_path)
+        data = [da.from_zarr(x), y]
     else:
         data = list(STORAGE[kind](tmp_path))
-    sizes = []
+    raw = u8.tobytes() if kind == "image-view" else X.tobytes()
+    dumped = []
     dump = shm.dump_constant
 
     def recording_dump(value, folder):
         ref = dump(value, folder)
-        sizes.append(__import__("os").path.getsize(ref.path))
+        with open(ref.path, "rb") as f:
+            dumped.append(f.read())
         return ref
 
     monkeypatch.setattr(shm, "dump_constant", recording_dump)
@@ -368,4 +376,34 @@ def test_process_pool_reads_files_by_reference(tmp_path, kind, monkeypatch):
             5, shuffle=2))
     _assert_batches(got, want)
     # The file's rows are not in shared memory: only the pickled references are.
-    assert sizes and max(sizes) < X.nbytes
+    assert dumped and not any(raw in blob for blob in dumped)
+
+
+@pytest.mark.parametrize("kind", ["tables-carray", "h5py"])
+def test_file_closed_under_the_iterator_gives_a_clear_error(tmp_path, kind):
+    x, y = STORAGE[kind](tmp_path)
+    it = data_source.ArrayDataSource([x, y]).batch_iterator(8, shuffle=1, threads=0)
+    next(it)
+    _OPEN.pop().close()
+    with pytest.raises(ValueError, match="file has been closed"):
+        next(it)
+
+
+@pytest.mark.parametrize("kind", ["tables-carray", "h5py"])
+def test_closed_file_is_refused_at_construction(tmp_path, kind):
+    x, y = STORAGE[kind](tmp_path)
+    _OPEN.pop().close()
+    with pytest.raises(ValueError, match=r"data\[0\]: cannot read from .*file has been closed"):
+        data_source.ArrayDataSource([x, y])
+
+
+def test_closed_file_under_a_float_view_gives_the_clear_error(tmp_path):
+    tables = pytest.importorskip("tables")
+    with tables.open_file(str(tmp_path / "u.h5"), mode="w") as f:
+        f.create_carray(f.root, "u", obj=np.arange(64, dtype=np.uint8).reshape(16, 4))
+    f = tables.open_file(str(tmp_path / "u.h5"))
+    view = ImageArrayUInt8ToFloat32(f.root.u)
+    ds = data_source.ArrayDataSource([view])
+    f.close()
+    with pytest.raises(ValueError, match="file has been closed"):
+        next(ds.batch_iterator(4, shuffle=2, threads=0))

@@ -101,7 +101,44 @@ def _sorted_read(array: Any, kind: str, rows: np.ndarray) -> np.ndarray:
                            for a, b in zip(starts, stops, strict=True)])
 
 
+def closed_storage(array: Any) -> str | None:
+    """What ``array`` is, when it is an HDF5 node or dataset whose file has been closed; else None.
+
+    Examples
+    --------
+    >>> closed_storage(np.zeros(3)) is None
+    True
+    """
+    kind = storage_kind(array)
+    if kind == "tables" and not getattr(array, "_v_isopen", True):
+        return "a PyTables node"
+    if kind == "h5py":
+        ident = getattr(array, "id", None)
+        if ident is not None and not ident.valid:
+            return "an h5py dataset"
+    return None
+
+
+def closed_error(what: str, where: str) -> ValueError:
+    """The error for reading from ``what`` after its file was closed."""
+    return ValueError(
+        f"{where}: cannot read from {what}: its file has been closed; keep the file open "
+        "while batches are read from it (or reopen it and build a new data source)")
+
+
 def _read_storage(array: Any, kind: str, index: Any) -> np.ndarray:
+    try:
+        return _read_open_storage(array, kind, index)
+    except Exception as exc:
+        # Closed files fail deep inside the storage library (PyTables:
+        # "no attribute 'shape'"; h5py: "identifier is not of specified type").
+        what = closed_storage(array)
+        if what is not None:
+            raise closed_error(what, "read_rows") from exc
+        raise
+
+
+def _read_open_storage(array: Any, kind: str, index: Any) -> np.ndarray:
     if isinstance(index, slice):
         return np.asarray(array[index.start:index.stop])
     idx = _normalised(index, array_length(array), kind)

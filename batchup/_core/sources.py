@@ -22,7 +22,7 @@ import numpy as np
 
 from . import batch_map as _bm
 from .context import call_in_batch
-from .fetch import read_rows
+from .fetch import closed_error, closed_storage, read_rows
 from .iteration import BatchIterator, IndexIterator, make_fingerprint
 from .plans import IndexBatch, IteratorPlan
 from .prefetch import PrefetchIterator
@@ -606,6 +606,9 @@ class ArrayDataSource(RandomAccessDataSource):
                     f"data[{i}] must be array-like (have __len__ and __getitem__), "
                     f"not a {type(d)}"
                 )
+            closed = closed_storage(d)
+            if closed is not None:
+                raise closed_error(closed, f"data[{i}]")
         length = array_length(data[0])
         for i, d in enumerate(data[1:], 1):
             if array_length(d) != length:
