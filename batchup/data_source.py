@@ -18,6 +18,7 @@ Examples
 
 from batchup._core.batch_map import batch_map_concat, batch_map_mean
 from batchup._core.choice import ChoiceDataSource
+from batchup._core.chunked import ChunkShuffle
 from batchup._core.composite import CompositeDataSource
 from batchup._core.iteration import BatchIterator, IndexIterator
 from batchup._core.rngstate import NotResumableError
@@ -50,6 +51,7 @@ __all__ = [
     "IndexIterator",
     "NotResumableError",
     "ShardSpec",
+    "ChunkShuffle",
     "batch_map_concat",
     "batch_map_mean",
     "coerce_data_source",

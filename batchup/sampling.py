@@ -13,6 +13,7 @@ Examples
 [3, 4, 0, 2, 1, 0]
 """
 
+from batchup._core.chunked import ChunkShuffle
 from batchup._core.rng import SeedPath
 from batchup._core.samplers import (
     AbstractSampler,
@@ -31,5 +32,6 @@ __all__ = [
     "WeightedSubsetSampler",
     "InOrderNotSupportedError",
     "SeedPath",
+    "ChunkShuffle",
     "num_batches",
 ]

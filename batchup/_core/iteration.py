@@ -37,7 +37,7 @@ def describe_shuffle(rng: Any) -> str:
     if rng is None:
         return "in order"
     if isinstance(rng, SeedPath):
-        return f"seed {rng.seed}" + (f" path {list(rng.path)}" if rng.path else "")
+        return rng.describe()
     return f"stream {stream_kind(rng)}"
 
 

@@ -102,6 +102,34 @@ class FeistelPermutation:
             wl, wr = wr, wl
         return (left << np.uint64(wr)) | right
 
+    def _decipher(self, y: np.ndarray) -> np.ndarray:
+        # The rounds of _encipher backwards: the halves end swapped when the
+        # number of rounds is odd, so widths are tracked the same way.
+        wl, wr = self._left, self._right
+        for _ in self._keys:
+            wl, wr = wr, wl
+        left = y >> np.uint64(wr)
+        right = y & np.uint64((1 << wr) - 1)
+        for k in reversed(self._keys):
+            wl, wr = wr, wl
+            # Undo: (left, right) <- (right', left' ^ F(right')) with right' = previous left.
+            t = (left ^ k) * _M1
+            t ^= t >> _S32
+            t *= _M2
+            left, right = right ^ (t >> np.uint64(64 - wl)), left
+        return (left << np.uint64(wr)) | right
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """The positions that this permutation maps to ``values`` (each in ``[0, length)``)."""
+        x = self._decipher(np.asarray(values, dtype=np.uint64))
+        n = np.uint64(self.length)
+        out = np.flatnonzero(x >= n)
+        while out.size:
+            z = self._decipher(x[out])
+            x[out] = z
+            out = out[z >= n]
+        return x.astype(np.int64)
+
     def __call__(self, positions: np.ndarray) -> np.ndarray:
         """The permuted values at ``positions`` (int64 array, each in ``[0, length)``)."""
         y = self._encipher(np.asarray(positions, dtype=np.uint64))

@@ -18,6 +18,7 @@ iteration state small and explicit: (seed, path, pass, position).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +64,12 @@ class SeedPath:
                 )
 
     def child(self, *keys: int) -> SeedPath:
-        """The ``SeedPath`` one level (or more) below this one."""
-        return SeedPath(self.seed, self.path + tuple(int(k) for k in keys))
+        """The ``SeedPath`` one level (or more) below this one (same kind, same settings)."""
+        return dataclasses.replace(self, path=self.path + tuple(int(k) for k in keys))
+
+    def describe(self) -> str:
+        """How this seed is named in an iteration state's fingerprint."""
+        return f"seed {self.seed}" + (f" path {list(self.path)}" if self.path else "")
 
     def generator(self, *keys: int) -> np.random.Generator:
         """A ``numpy.random.Generator`` derived from (seed, path, keys)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunked import ChunkedOrder, ChunkShuffle, resolve_chunks
 from .iteration import IndexIterator, make_fingerprint
 from .order import InOrder, SeededOrder, StreamOrder
 from .plans import IndexBatch, IteratorPlan, PassPlan, count_batches
@@ -215,6 +216,8 @@ class StandardSampler(AbstractSampler):
         values = self._values()
         if rng is None:
             order: Any = InOrder(self.length, values)
+        elif isinstance(rng, ChunkShuffle):
+            order = ChunkedOrder(resolve_chunks(rng, None), self.length, values)
         elif isinstance(rng, SeedPath):
             order = SeededOrder(rng, self.length, values)
         else:

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from . import batch_map as _bm
+from .chunked import ChunkCache, ChunkShuffle, resolve_chunks
 from .context import call_in_batch
-from .fetch import closed_error, closed_storage, read_rows
+from .fetch import closed_error, closed_storage, read_rows, storage_kind
 from .iteration import BatchIterator, IndexIterator, make_fingerprint
 from .plans import IndexBatch, IteratorPlan
 from .prefetch import PrefetchIterator
@@ -516,11 +517,16 @@ class RandomAccessDataSource(AbstractDataSource):
 
     def _plan(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
               shard: ShardSpec | None, kwargs: dict) -> Any:
+        rng = resolve_chunks(rng, self._chunked_arrays())
         sampler = self.sampler
         plan = getattr(sampler, "plan", None)
         if plan is None:  # a duck-typed sampler with the two iterator methods only
             return AbstractSampler.plan(sampler, batch_size, rng, drop_last, shard)
         return plan(batch_size, rng, drop_last, shard)
+
+    def _chunked_arrays(self) -> list | None:
+        """The arrays ``ChunkShuffle(chunk_size=None)`` takes its chunk size from (None: none)."""
+        return None
 
     def _count_batches(self, batch_size: int, rng: ShuffleRNG, drop_last: bool,
                        shard: ShardSpec | None, kwargs: dict) -> int | float | None:
@@ -692,6 +698,30 @@ class ArrayDataSource(RandomAccessDataSource):
 
         return 2 if available_cpus() >= 2 else 0
 
+    def _chunked_arrays(self) -> list | None:
+        return self.data
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_chunk_cache", None)  # rows read by this process only
+        return state
+
+    def _read(self, i: int, item: IndexBatch, out: np.ndarray | None = None) -> np.ndarray:
+        """Array ``i``'s rows of ``item``: whole chunks through the chunk cache when the
+        iteration is chunk-shuffled and the array is storage, else ``read_rows``."""
+        d, idx, seed = self.data[i], item.indices, item.seed
+        if (type(seed) is not ChunkShuffle or type(idx) is slice
+                or storage_kind(d) in ("numpy", "generic")):
+            return read_rows(d, idx, out=out)
+        cache = self.__dict__.get("_chunk_cache")
+        if cache is None:
+            cache = self.__dict__.setdefault("_chunk_cache", ChunkCache(2 * seed.window))
+        rows = cache.read(d, (i, item.epoch), np.asarray(idx), seed.chunk_size, read_rows)
+        if out is None:
+            return rows
+        out[...] = rows
+        return out
+
     def _fetch_item(self, item: IndexBatch) -> tuple:
         # The hot path of in-memory training: one gather per array, nothing else.
         idx = item.indices
@@ -699,7 +729,7 @@ class ArrayDataSource(RandomAccessDataSource):
             return self._fetch_slice(idx)
         data = self.data
         if not self._all_numpy:
-            batch = tuple([read_rows(d, idx) for d in data])
+            batch = tuple([self._read(i, item) for i in range(len(data))])
             return (idx,) + batch if self.include_indices else batch
         if self.include_indices:
             return (idx,) + tuple([d[idx] for d in data])
@@ -742,8 +772,8 @@ class ArrayDataSource(RandomAccessDataSource):
             return None
         if self.include_indices:
             out[0][...] = rows
-        for d, o in zip(self.data, out[len(out) - len(self.data):], strict=True):
-            read_rows(d, idx, out=o)
+        for i, o in enumerate(out[len(out) - len(self.data):]):
+            self._read(i, item, out=o)
         return tuple(out)
 
     def _fetch_slice(self, s: slice) -> tuple:

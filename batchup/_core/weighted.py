@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunked import ChunkShuffle
 from .plans import IndexBatch, shard_share
 from .rng import SeedPath, ShuffleRNG, uniform_sampler
 from .samplers import (
@@ -57,6 +58,10 @@ class WeightedPlan(Iterator[IndexBatch]):
 
     def __init__(self, cdf: np.ndarray, p: np.ndarray, values: np.ndarray | None,
                  batch_size: int, rng: Any, shard: ShardSpec | None = None) -> None:
+        if isinstance(rng, ChunkShuffle):
+            raise ValueError(
+                f"shuffle={rng!r} does not apply to weighted sampling, which draws each "
+                "sample independently (with replacement): pass an int seed instead")
         self._cdf = cdf
         self._p = p
         self._values = values
