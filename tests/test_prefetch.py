@@ -192,3 +192,60 @@ def test_default_threads_leave_very_large_batches_alone():
     huge = np.zeros((8, 2 << 20), dtype=np.float32)  # 8 MB rows
     assert type(data_source.ArrayDataSource([huge]).batch_iterator(2, shuffle=1)) \
         is BatchIterator
+
+
+# ------------------------------------------------------------------ reused batch buffers
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+@pytest.mark.parametrize("shuffle", [None, 3])
+def test_reused_buffers_give_the_same_batches_from_a_few_buffers(threads, shuffle):
+    X = np.arange(103 * 6, dtype=np.float32).reshape(103, 2, 3)
+    ds = data_source.ArrayDataSource([X, np.arange(103)], include_indices=True)
+    want = list(ds.batch_iterator(10, shuffle=shuffle, threads=0))
+    got, buffers = [], set()
+    for batch in ds.batch_iterator(10, shuffle=shuffle, threads=threads, reuse_buffers=True):
+        buffers.add(batch[1].__array_interface__["data"][0])
+        got.append(tuple(a.copy() for a in batch))  # valid until the next next()
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=True):
+            np.testing.assert_array_equal(a, b)
+            assert a.dtype == b.dtype
+    # One buffer set serially; with threads, the prepared batches' and the returned one's.
+    assert len(buffers) == (1 if threads == 0 else 2 * threads + 1)
+
+
+def test_reused_buffers_over_storage_and_array_likes(tmp_path):
+    tables = pytest.importorskip("tables")
+    X = np.arange(50 * 4, dtype=np.float32).reshape(50, 4)
+    with tables.open_file(str(tmp_path / "x.h5"), "w") as f:
+        f.create_carray(f.root, "x", obj=X)
+    with tables.open_file(str(tmp_path / "x.h5")) as f:
+        # An array-like without shape/dtype: read as usual, into new arrays.
+        labels = _NoShape(np.arange(50) * 2)
+        ds = data_source.ArrayDataSource([f.root.x, labels])
+        got = [(a.copy(), b.copy())
+               for a, b in ds.batch_iterator(8, shuffle=1, reuse_buffers=True)]
+    want = list(data_source.ArrayDataSource([X, np.arange(50) * 2]).batch_iterator(8, shuffle=1))
+    assert len(got) == len(want)
+    for (a, b), (c, d) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+class _NoShape:
+    def __init__(self, a):
+        self._a = a
+
+    def __len__(self):
+        return len(self._a)
+
+    def __getitem__(self, key):
+        return self._a[key]
+
+
+def test_reuse_buffers_must_be_a_bool():
+    ds = data_source.ArrayDataSource([np.arange(5)])
+    with pytest.raises(TypeError, match="reuse_buffers must be True or False, not 'yes'"):
+        ds.batch_iterator(2, reuse_buffers="yes")

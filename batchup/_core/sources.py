@@ -272,13 +272,18 @@ class AbstractDataSource:
 
     def _iterator(self, cls: type, method: str, fetch: Callable, batch_size: Any,
                   shuffle: Any, drop_last: Any, shard: Any, state: Any,
-                  kwargs: dict, threads: Any = 0, prefetch: Any = None) -> BatchIterator:
+                  kwargs: dict, threads: Any = 0, prefetch: Any = None,
+                  reuse_buffers: bool = False) -> BatchIterator:
         threads, prefetch = check_threads(threads, prefetch)
         args = self._iteration(method, batch_size, shuffle, drop_last, shard, kwargs)
         plan = self._plan(*args, kwargs)
         fingerprint = make_fingerprint(describe(self), *args)
         if threads is None:
             threads = self._auto_threads(args[0], args[1])
+        if reuse_buffers:
+            # A batch stays intact until the next next(): with threads, the
+            # ``prefetch`` batches being prepared and the one returned.
+            fetch = BufferRing(self, 1 + (prefetch or 2 * threads if threads else 0)).fetch
         if threads:
             it: BatchIterator = PrefetchIterator(plan, fetch, fingerprint, stream_of(args[1]),
                                                  threads, prefetch or 2 * threads)
@@ -698,6 +703,36 @@ class ArrayDataSource(RandomAccessDataSource):
 
         return 2 if available_cpus() >= 2 else 0
 
+    def batch_iterator(self, batch_size: int, shuffle: Any = None, drop_last: bool = False,
+                       shard: Any = None, state: dict | None = None,
+                       threads: int | None = None, prefetch: int | None = None,
+                       reuse_buffers: bool = False, **kwargs: Any) -> BatchIterator:
+        """Iterator over mini-batches (see ``AbstractDataSource.batch_iterator``).
+
+        Parameters
+        ----------
+        reuse_buffers : bool
+            Read every batch into a few buffers allocated once instead of new
+            arrays: no allocation per batch, but **a batch is valid only until
+            the next** ``next()`` (later batches overwrite it; copy what you
+            keep). Off by default.
+
+        Examples
+        --------
+        >>> ds = ArrayDataSource([np.arange(6)])
+        >>> [b[0].tolist() for b in ds.batch_iterator(4, reuse_buffers=True)]
+        [[0, 1, 2, 3], [4, 5]]
+        """
+        if not isinstance(reuse_buffers, (bool, np.bool_)):
+            raise TypeError(f"reuse_buffers must be True or False, not {show(reuse_buffers)}")
+        return self._iterator(BatchIterator, "batch_iterator", self._fetch_item, batch_size,
+                              shuffle, drop_last, shard, state, kwargs, threads, prefetch,
+                              bool(reuse_buffers))
+
+    def _overrides_batch_iterator(self) -> bool:
+        # This class's own override only adds ``reuse_buffers``; a subclass's is 0.2.3 style.
+        return type(self).batch_iterator is not ArrayDataSource.batch_iterator
+
     def _chunked_arrays(self) -> list | None:
         return self.data
 
@@ -784,6 +819,35 @@ class ArrayDataSource(RandomAccessDataSource):
         if self.include_indices:
             out.insert(0, np.arange(s.start, s.stop))
         return tuple(out)
+
+
+class BufferRing:
+    """Batches of an ``ArrayDataSource`` read into a ring of ``size`` reused buffer sets.
+
+    Batch ``k`` is written into buffer set ``k % size``; a shorter batch into
+    the start of it. The fetch falls back to new arrays where the source
+    cannot read into buffers (e.g. array-likes with no ``shape``/``dtype``).
+    """
+
+    def __init__(self, source: ArrayDataSource, size: int) -> None:
+        self.source = source
+        self.size = size
+        self._sets: list[list | None] = [None] * size
+
+    def _allocate(self, slot: int, specs: list) -> list:
+        bufs = self._sets[slot]
+        n = specs[0][0][0]
+        if (bufs is None or len(bufs) != len(specs)
+                or any(b.shape[1:] != shape[1:] or b.dtype != dtype or len(b) < n
+                       for b, (shape, dtype) in zip(bufs, specs, strict=True))):
+            bufs = [np.empty(shape, dtype) for shape, dtype in specs]
+            self._sets[slot] = bufs
+        return [b[:n] for b in bufs]
+
+    def fetch(self, item: IndexBatch) -> Any:
+        slot = item.step % self.size
+        out = self.source._fetch_into(item, lambda specs: self._allocate(slot, specs))
+        return out if out is not None else self.source._fetch_item(item)
 
 
 class CallableDataSource(AbstractDataSource):
