@@ -160,6 +160,8 @@ def test_default_chunk_size_comes_from_the_storage_or_a_megabyte():
         node = f.create_carray(f.root, "x", obj=np.zeros((100, 3)), chunkshape=(7, 3))
         assert storage_chunk_rows(node) == 7
         assert default_chunk_size([node, np.zeros(100)]) == 7
+        labels = f.create_carray(f.root, "y", obj=np.zeros(100), chunkshape=(50,))
+        assert default_chunk_size([node, labels]) == 7  # the samples' chunking
 
 
 def test_chunk_size_auto_is_resolved_from_the_arrays_and_named_in_the_state():

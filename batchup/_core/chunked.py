@@ -118,25 +118,29 @@ def storage_chunk_rows(array: Any) -> int | None:
     return int(chunks[0]) if chunks and int(chunks[0]) > 0 else None
 
 
+def _row_bytes(array: Any) -> int:
+    shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
+    if shape is None or dtype is None:
+        return 0
+    return int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
 def default_chunk_size(arrays: list) -> int:
     """The chunk size ``ChunkShuffle(chunk_size=None)`` takes for a source of ``arrays``.
 
-    The largest first-axis chunking of the storage arrays among them (so every
-    array's chunks are read whole), else as many rows as fill about 1 MB.
+    The first-axis chunking of the storage array with the largest rows (the
+    samples, whose reads cost the most; labels are small), else as many rows
+    as fill about 1 MB.
 
     Examples
     --------
     >>> default_chunk_size([np.zeros((100, 1024), dtype=np.float32)])
     256
     """
-    chunked = [c for c in (storage_chunk_rows(a) for a in arrays) if c]
+    chunked = [(_row_bytes(a), c) for a, c in ((a, storage_chunk_rows(a)) for a in arrays) if c]
     if chunked:
-        return max(chunked)
-    row_bytes = 0
-    for a in arrays:
-        shape, dtype = getattr(a, "shape", None), getattr(a, "dtype", None)
-        if shape is not None and dtype is not None:
-            row_bytes += int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+        return max(chunked)[1]
+    row_bytes = sum(_row_bytes(a) for a in arrays)
     return max(1, DEFAULT_CHUNK_BYTES // max(row_bytes, 1))
 
 
