@@ -162,24 +162,60 @@ def run(epochs: int = 30, batch_size: int = 32, hidden: int = 128, lr: float = 0
     return accuracy
 
 
+DESCRIPTION = "Train a NumPy MLP on the 8x8 digits shipped with batchup (no network needed)."
+EPILOG = "example: python -m batchup demo --epochs 5 --balance --seed 1"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m batchup demo``."""
-    parser = argparse.ArgumentParser(prog="batchup demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="batchup demo", description=DESCRIPTION, epilog=EPILOG)
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))
 
 
+def _positive(kind):
+    """An argparse ``type`` accepting numbers of ``kind`` above zero."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the demo's options to ``parser``."""
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=128, help="hidden units")
-    parser.add_argument("--lr", type=float, default=0.05, help="learning rate")
+    """Add the demo's options to ``parser``; each says what it does and its default.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> add_arguments(p)
+    >>> p.parse_args(["--lr", "0.1"]).lr
+    0.1
+    """
+    count, rate = _positive(int), _positive(float)
+    parser.add_argument("--epochs", type=count, default=30, metavar="N",
+                        help="passes over the training set (default: %(default)s)")
+    parser.add_argument("--batch-size", type=count, default=32, metavar="N",
+                        help="samples per training batch (default: %(default)s)")
+    parser.add_argument("--hidden", type=count, default=128, metavar="N",
+                        help="units in the hidden layer (default: %(default)s)")
+    parser.add_argument("--lr", type=rate, default=0.05, metavar="RATE",
+                        help="SGD learning rate (default: %(default)s)")
     parser.add_argument("--balance", action="store_true",
-                        help="unbalance the training classes, then sample them class-balanced")
-    parser.add_argument("--no-augment", action="store_true", help="no augmentation")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+                        help="make classes 5-9 rare, then sample classes evenly")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train without random shifts and pixel noise")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed for every random choice (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (drawn on a terminal only)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:

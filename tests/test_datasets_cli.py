@@ -1,17 +1,22 @@
 """Dataset commands (sources, fetch, info, delete) and the source registry."""
 
 import argparse
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from _loopback import mnist_files, serve_dataset, with_urls
 
 from batchup import config
-from batchup.datasets import cli, registry
+from batchup.datasets import _download, cli, registry
 
 
 def run(*argv):
@@ -162,3 +167,171 @@ def test_python_m_batchup_fetch_unknown_exits_2(home):
     proc = _python_m_batchup("fetch", "nosuchset")
     assert proc.returncode == 2
     assert "nosuchset" in proc.stderr and "mnist" in proc.stderr
+
+
+# ------------------------------------------------------------------ what a failed fetch prints
+
+MAX_LINE = 120
+FIRST = "train-images-idx3-ubyte.gz"
+POINTER = "For the full errors, add --verbose or set BATCHUP_DEBUG=1."
+
+
+@pytest.fixture
+def short_home(home, monkeypatch):
+    """``home`` at a short path like ``~/.batchup``, so line lengths are realistic."""
+    path = tempfile.mkdtemp(prefix="bu")
+    monkeypatch.setenv("BATCHUP_HOME", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def no_waits(monkeypatch):
+    """No pauses between attempts, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setattr(_download, "RETRY_WAIT_SECONDS", 0.0)
+    for var in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+
+
+@contextlib.contextmanager
+def refusing_mirrors(dataset, n):
+    """Point every file of ``dataset`` at ``n`` 127.0.0.1 ports that refuse connections.
+
+    Yields the ``host:port`` of each mirror; the registry's checksums and sizes are kept.
+    """
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        hosts = [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+        entries = [with_urls(e, [f"http://{h}/{e.filename}" for h in hosts])
+                   for e in registry.sources(dataset)]
+        with registry.overridden(*entries):
+            yield hosts
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _install_block(dataset, entries, downloads_line):
+    """The lines that say where to place each of ``entries`` by hand, as fetch prints them."""
+    files = "this file" if len(entries) == 1 else f"these {len(entries)} files"
+    lines = [f"To install {dataset} by hand, copy {files} to the path shown (checked by SHA-256):"]
+    for e in entries:
+        size = f", {e.size:,} bytes" if e.size else ""
+        lines += [f"  {os.path.join(config.get_downloads_dir(), dataset, e.filename)}",
+                  f"      sha256 {e.sha256}{size}"]
+    return lines + [downloads_line,
+                    f"`python -m batchup sources {dataset}` lists the URLs to get them from."]
+
+
+NO_DOWNLOADS_DIR = "or to <dir>/{}/ or <dir>/ of a folder named by $BATCHUP_DOWNLOADS."
+
+
+def test_fetch_without_network_prints_a_line_per_attempt_and_the_hint_once(short_home, no_waits,
+                                                                          capsys):
+    with refusing_mirrors("mnist", 3) as hosts:
+        assert run("fetch", "mnist") == 1
+    captured = capsys.readouterr()
+    out, err = captured.out.splitlines(), captured.err.splitlines()
+    folder = os.path.join(config.get_downloads_dir(), "mnist", "")
+    assert out == [f"Downloading {FIRST} into {folder}"] + [
+        f"  {h} failed: connection refused (attempt {i} of 3)" for h in hosts for i in (1, 2, 3)]
+    assert err == [
+        f"batchup: fetching mnist failed: could not download {FIRST} "
+        "(9 attempts at 3 hosts failed)",
+        *_install_block("mnist", registry.sources("mnist"), NO_DOWNLOADS_DIR.format("mnist")),
+        POINTER,
+    ]
+    assert len(out) == 10 and len(err) == 13
+    assert max(len(line) for line in out + err) <= MAX_LINE
+    text = captured.out + captured.err
+    assert text.count("To install mnist by hand") == 1
+    for entry in registry.sources("mnist"):
+        assert text.count(entry.sha256) == 1
+    assert "HTTPConnectionPool" not in text and "attempts:" not in text
+
+
+def test_fetch_of_two_failing_datasets_gives_each_hint_once(short_home, no_waits, capsys):
+    with refusing_mirrors("mnist", 1), refusing_mirrors("usps", 2):
+        assert run("fetch", "mnist", "usps") == 1
+    captured = capsys.readouterr()
+    out, err = captured.out.splitlines(), captured.err.splitlines()
+    assert len(out) == (1 + 3) + (1 + 6)  # per dataset: a header, then a line per attempt
+    assert err.count(POINTER) == 1 and err[-1] == POINTER
+    assert sum(line.startswith("batchup: fetching ") for line in err) == 2
+    assert sum(line.startswith("To install ") for line in err) == 2
+    usps = registry.get("usps", "usps.h5")
+    assert captured.err.count(usps.sha256) == 1
+    assert max(len(line) for line in out + err) <= MAX_LINE
+
+
+def test_fetch_verbose_adds_full_errors_and_the_traceback(short_home, no_waits, capsys):
+    with refusing_mirrors("usps", 1):
+        assert run("fetch", "usps", "--verbose") == 1
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert len(out) == 1 + 2 * 3
+    assert all("Connection refused" in line for line in out[2::2])
+    assert "Traceback (most recent call last)" in captured.err
+    assert "The above exception was the direct cause" in captured.err  # the chained cause
+    assert POINTER not in captured.err
+    assert not _download.debug_enabled()  # --verbose does not outlive the command
+
+
+def test_offline_fetch_says_why_and_where_each_file_goes(short_home, server, monkeypatch, capsys):
+    monkeypatch.setenv("BATCHUP_OFFLINE", "1")
+    entries = [with_urls(e, [server.url("/offline-cli/" + e.filename)])
+               for e in registry.sources("mnist")]
+    before = len(server.log)
+    with registry.overridden(*entries):
+        assert run("fetch", "mnist") == 1
+    assert len(server.log) == before
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    assert captured.out == ""
+    assert err == [
+        "batchup: cannot fetch mnist: network access is off because BATCHUP_OFFLINE=1 is set "
+        "(unset it to download)",
+        *_install_block("mnist", entries, NO_DOWNLOADS_DIR.format("mnist")),
+    ]
+    assert max(len(line) for line in err) <= MAX_LINE
+    assert "attempts:" not in captured.err and POINTER not in captured.err
+
+
+def test_offline_fetch_lists_only_missing_files(short_home, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("BATCHUP_OFFLINE", "yes")
+    monkeypatch.setenv("BATCHUP_DOWNLOADS", str(tmp_path / "usb"))
+    entries = []
+    for i, entry in enumerate(registry.sources("mnist")):
+        if i % 2 == 0:  # the 1st and 3rd files are in place, with the right checksum
+            data = f"placed {entry.filename}".encode()
+            path = os.path.join(config.get_downloads_dir(), "mnist", entry.filename)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            entry = dataclasses.replace(entry, sha256=hashlib.sha256(data).hexdigest())
+        entries.append(entry)
+    with registry.overridden(*entries):
+        assert run("fetch", "mnist", "--download-only") == 1
+    err = capsys.readouterr().err.splitlines()
+    usb = os.path.join(str(tmp_path / "usb"), "")
+    downloads_line = f"or to {os.path.join(usb, 'mnist', '')} or {usb} ($BATCHUP_DOWNLOADS)."
+    assert err[0].endswith("network access is off because BATCHUP_OFFLINE=yes is set "
+                           "(unset it to download)")
+    assert err[1:] == _install_block("mnist", entries[1::2], downloads_line)
+
+
+def test_python_m_batchup_fetch_offline_names_every_file(short_home):
+    env = dict(os.environ, PYTHONPATH=os.getcwd(), BATCHUP_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "batchup", "fetch", "mnist"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    err = proc.stderr.splitlines()
+    assert "network access is off because BATCHUP_OFFLINE=1 is set" in err[0]
+    assert len(err) == 1 + 1 + 2 * 4 + 2
+    for entry in registry.sources("mnist"):
+        assert f"  {os.path.join(short_home, 'data', 'downloads', 'mnist', entry.filename)}" in err
+        assert proc.stderr.count(entry.sha256) == 1
+    assert max(len(line) for line in err) <= MAX_LINE

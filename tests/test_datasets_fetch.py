@@ -1,12 +1,16 @@
 """Download, verification, cache repair and offline use, against a 127.0.0.1 server."""
 
+import contextlib
 import dataclasses
+import errno
 import gc
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -14,7 +18,7 @@ import pytest
 from _loopback import mnist_files, serve_dataset, sha256, with_urls
 
 from batchup import config
-from batchup.datasets import _h5, dataset, mnist, registry
+from batchup.datasets import _download, _h5, dataset, mnist, registry
 
 LABELS = "t10k-labels-idx1-ubyte.gz"
 
@@ -106,6 +110,161 @@ def test_dataset_failure_message_names_dataset(home, server):
     assert not os.path.exists(config.get_data_path("mnist.h5"))
 
 
+# ------------------------------------------------------------------ what a failure prints
+
+MAX_LINE = 120
+
+
+@pytest.fixture
+def short_home(home, monkeypatch):
+    """``home`` at a short path like ``~/.batchup``, so line lengths are realistic."""
+    path = tempfile.mkdtemp(prefix="bu")
+    monkeypatch.setenv("BATCHUP_HOME", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def no_waits(monkeypatch):
+    """No pauses between attempts, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setattr(_download, "RETRY_WAIT_SECONDS", 0.0)
+    for var in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+
+
+@contextlib.contextmanager
+def refusing_hosts(n):
+    """``n`` 127.0.0.1 ports that refuse connections (bound, not listening, held by us)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        yield [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _acquire_lines(capsys, urls, data=b"x"):
+    """Acquire one MNIST file from ``urls``; return (error, printed lines)."""
+    entry = registry.SourceFile("mnist", LABELS, tuple(urls), sha256(data))
+    with registry.overridden(entry), pytest.raises(_download.DownloadError) as info:
+        dataset.RegistrySourceFile("mnist", LABELS).acquire()
+    return info.value, capsys.readouterr().out.splitlines()
+
+
+def _header():
+    folder = os.path.join(config.get_downloads_dir(), "mnist", "")
+    return f"Downloading {LABELS} into {folder}"
+
+
+def test_refused_connections_print_one_short_line_per_attempt(short_home, no_waits, capsys):
+    with refusing_hosts(2) as hosts:
+        err, lines = _acquire_lines(capsys, [f"http://{h}/mnist/{LABELS}" for h in hosts])
+    assert lines == [_header()] + [f"  {h} failed: connection refused (attempt {i} of 3)"
+                                   for h in hosts for i in (1, 2, 3)]
+    assert err.summary == f"could not download {LABELS} (6 attempts at 2 hosts failed)"
+    assert max(len(line) for line in lines + str(err).splitlines()) <= MAX_LINE
+
+
+def test_failed_name_lookup_is_named_with_the_host(short_home, no_waits, capsys, monkeypatch):
+    real = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):  # no query leaves the machine
+        if str(host).endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    hosts = ["mirror-one.invalid", "mirror-two.invalid"]
+    err, lines = _acquire_lines(capsys, [f"https://{h}/data/{LABELS}" for h in hosts])
+    assert lines == [_header()] + [f"  {h} failed: name resolution failed (attempt {i} of 3)"
+                                   for h in hosts for i in (1, 2, 3)]
+    assert [reason for _, reason in err.failures] == ["name resolution failed"] * 6
+
+
+def test_silent_server_times_out_with_one_line_per_attempt(short_home, no_waits, capsys,
+                                                           monkeypatch):
+    monkeypatch.setattr(_download, "TIMEOUT_SECONDS", (5.0, 0.2))
+    with socket.socket() as silent:  # accepts connections (backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        _, lines = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+    assert lines == [_header()] + [f"  {host} failed: timed out (attempt {i} of 3)"
+                                   for i in (1, 2, 3)]
+
+
+def test_404_and_wrong_content_are_one_line_each_and_not_retried(short_home, server, capsys):
+    url_404 = server.add("/lines404/x", b"real", "404")
+    url_html = server.add("/lineshtml/x", b"real", "html")
+    err, lines = _acquire_lines(capsys, [url_404, url_html], data=b"real")
+    host = server.url("").split("://")[1]
+    mismatch = "SHA-256 mismatch (wrong or corrupt content)"
+    assert lines == [_header(), f"  {host} failed: HTTP 404", f"  {host} failed: {mismatch}"]
+    assert server.gets("/lines404/x") == 1 and server.gets("/lineshtml/x") == 1
+    assert str(err).splitlines()[1:3] == [f"  {url_404}: HTTP 404", f"  {url_html}: {mismatch}"]
+
+
+def test_cut_transfer_is_one_line_then_resumes(short_home, server, capsys):
+    data = os.urandom(150_000)
+    url = server.add("/linescut/x", data, "cut-once")
+    entry = registry.SourceFile("mnist", LABELS, (url,), sha256(data))
+    with registry.overridden(entry):
+        path = dataset.RegistrySourceFile("mnist", LABELS).acquire()
+    assert _read(path) == data
+    host = url.split("/")[2]
+    assert capsys.readouterr().out.splitlines() == [
+        _header(), f"  {host} failed: connection closed mid-transfer (attempt 1 of 3)"]
+
+
+def test_full_errors_are_kept_and_printed_with_batchup_debug(short_home, no_waits, capsys,
+                                                             monkeypatch):
+    import requests
+
+    with refusing_hosts(1) as (host,):
+        _, quiet = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+        monkeypatch.setenv("BATCHUP_DEBUG", "1")
+        err, loud = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+    assert not any("HTTPConnectionPool" in line for line in quiet)
+    assert loud[1::2] == quiet[1:]  # the same short lines, each followed by its full error
+    assert len(loud) == 7
+    for full in loud[2::2]:
+        assert full.startswith("    requests.exceptions.ConnectionError: HTTPConnectionPool")
+        assert "Connection refused" in full
+    assert len(err.errors) == len(err.failures) == 3
+    assert all(isinstance(e, requests.ConnectionError) for e in err.errors)
+    assert err.__cause__ is err.errors[-1]
+
+
+def test_download_error_without_attempts_has_no_empty_list(short_home):
+    hint = "$BATCHUP_OFFLINE is set. To use batchup without network access, place " + \
+        f"{LABELS} (SHA-256 {'0' * 64}) at {short_home}/data/downloads/mnist/{LABELS}."
+    err = _download.DownloadError(LABELS, [], hint)
+    lines = str(err).splitlines()
+    assert lines[0] == f"could not download {LABELS}: no URL was tried"
+    assert "attempts:" not in str(err)
+    assert " ".join(lines[1:]) == hint  # wrapped, not changed
+    assert max(len(line) for line in lines) <= 100
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), "connection reset"),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"), "network unreachable"),
+    (OSError(errno.EHOSTUNREACH, "No route to host"), "host unreachable"),
+    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
+    (TimeoutError("timed out"), "timed out"),
+])
+def test_short_reason_of_socket_errors(exc, reason):
+    assert _download.short_reason(exc) == reason
+
+
+def test_short_reason_of_unknown_errors_is_short():
+    reason = _download.short_reason(RuntimeError("x" * 500))
+    assert reason.startswith("RuntimeError: xxx") and len(reason) <= 60
+
+
 # ------------------------------------------------------------------ offline use
 
 
@@ -153,11 +312,14 @@ def test_wrong_file_in_env_folder_is_ignored(home, server, monkeypatch, tmp_path
     assert (tmp_path / LABELS).read_bytes() == b"imposter"
 
 
-def test_offline_mode_without_files_says_where_to_put_them(home, monkeypatch):
+def test_offline_mode_without_files_says_where_to_put_them(home, monkeypatch, capsys):
     monkeypatch.setenv("BATCHUP_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="BATCHUP_OFFLINE") as info:
         mnist.MNIST()
-    assert os.path.join("downloads", "mnist") in str(info.value)
+    message = str(info.value)
+    assert os.path.join("downloads", "mnist") in message
+    assert "attempts:" not in message and "no URL was tried" in message
+    assert capsys.readouterr().out == ""  # nothing is downloaded, so nothing is printed
 
 
 # ------------------------------------------------------------------ cache repair
