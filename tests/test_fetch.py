@@ -407,3 +407,13 @@ def test_closed_file_under_a_float_view_gives_the_clear_error(tmp_path):
     f.close()
     with pytest.raises(ValueError, match="file has been closed"):
         next(ds.batch_iterator(4, shuffle=2, threads=0))
+
+
+def test_a_missing_storage_library_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as if h5py were not installed
+    ref = fetch.StorageRef("h5py", str(tmp_path / "x.h5"), "/x")
+    with pytest.raises(ImportError, match=r"x\.h5.* needs h5py, which is not installed: "
+                                          r"pip install 'batchup\[storage\]'"):
+        fetch.open_reference(ref)

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .optional import require
 from .validate import array_length, show
 
 #: Storage kinds recognised by the top-level package of an array's type.
@@ -287,8 +288,7 @@ def open_reference(ref: StorageRef) -> Any:
 
                 handle = tables.open_file(ref.path, mode="r")
             elif ref.kind == "h5py":
-                import h5py
-
+                h5py = require("h5py", f"reading the HDF5 file {ref.path!r} with h5py")
                 handle = h5py.File(ref.path, "r", locking=False)
             else:
                 raise ValueError(f"unknown storage reference kind {ref.kind!r}")

@@ -72,7 +72,7 @@ class ImageArrayUInt8ToFloat32:
         --------
         >>> w = ImageArrayUInt8ToFloat32(np.array([[0], [255], [51]], dtype=np.uint8))
         >>> w.read_rows(np.array([2, 0])).ravel().tolist()
-        [0.20000000298023224, 0.0]
+        [0.20000001788139343, 0.0]
         """
         from batchup._core.fetch import read_rows
 
