@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import batch_map as _bm
+from .buffers import BufferRing, RecycledBuffers
 from .chunked import ChunkCache, ChunkShuffle, resolve_chunks
 from .context import call_in_batch
 from .fetch import closed_error, closed_storage, read_rows, storage_kind
@@ -284,6 +285,10 @@ class AbstractDataSource:
             # A batch stays intact until the next next(): with threads, the
             # ``prefetch`` batches being prepared and the one returned.
             fetch = BufferRing(self, 1 + (prefetch or 2 * threads if threads else 0)).fetch
+        elif threads and self._reads_into_buffers():
+            # Batches allocated by the threads come back to them when dropped
+            # (see ``buffers``): no page faults per batch.
+            fetch = RecycledBuffers(self).fetch
         if threads:
             it: BatchIterator = PrefetchIterator(plan, fetch, fingerprint, stream_of(args[1]),
                                                  threads, prefetch or 2 * threads)
@@ -296,6 +301,10 @@ class AbstractDataSource:
     def _auto_threads(self, batch_size: int, rng: ShuffleRNG) -> int:
         """Threads to prefetch with when ``threads=None`` (see ``ArrayDataSource``)."""
         return 0
+
+    def _reads_into_buffers(self) -> bool:
+        """Whether ``_fetch_into`` can read this source's batches into given arrays."""
+        return False
 
     def _unplanned(self, batch_size: Any, shuffle: Any, drop_last: Any, shard: Any,
                    state: Any, kwargs: dict) -> Any:
@@ -772,6 +781,12 @@ class ArrayDataSource(RandomAccessDataSource):
             return (data[0][idx], data[1][idx])
         return tuple([d[idx] for d in data])
 
+    def _reads_into_buffers(self) -> bool:
+        cls = type(self)
+        return (cls._fetch_item is ArrayDataSource._fetch_item
+                and cls.samples_by_indices_nomapping
+                is ArrayDataSource.samples_by_indices_nomapping)
+
     def _fetch_into(self, item: IndexBatch, allocate: Callable) -> tuple | None:
         """The batch of ``item`` read straight into ``allocate(specs)``'s arrays, or None.
 
@@ -781,10 +796,7 @@ class ArrayDataSource(RandomAccessDataSource):
         ``shape``/``dtype``, for anything but an integer index array or a slice,
         or when a subclass fetches its own way.
         """
-        cls = type(self)
-        if (cls._fetch_item is not ArrayDataSource._fetch_item
-                or cls.samples_by_indices_nomapping
-                is not ArrayDataSource.samples_by_indices_nomapping):
+        if not self._reads_into_buffers():
             return None
         idx = item.indices
         if type(idx) is slice:
@@ -819,35 +831,6 @@ class ArrayDataSource(RandomAccessDataSource):
         if self.include_indices:
             out.insert(0, np.arange(s.start, s.stop))
         return tuple(out)
-
-
-class BufferRing:
-    """Batches of an ``ArrayDataSource`` read into a ring of ``size`` reused buffer sets.
-
-    Batch ``k`` is written into buffer set ``k % size``; a shorter batch into
-    the start of it. The fetch falls back to new arrays where the source
-    cannot read into buffers (e.g. array-likes with no ``shape``/``dtype``).
-    """
-
-    def __init__(self, source: ArrayDataSource, size: int) -> None:
-        self.source = source
-        self.size = size
-        self._sets: list[list | None] = [None] * size
-
-    def _allocate(self, slot: int, specs: list) -> list:
-        bufs = self._sets[slot]
-        n = specs[0][0][0]
-        if (bufs is None or len(bufs) != len(specs)
-                or any(b.shape[1:] != shape[1:] or b.dtype != dtype or len(b) < n
-                       for b, (shape, dtype) in zip(bufs, specs, strict=True))):
-            bufs = [np.empty(shape, dtype) for shape, dtype in specs]
-            self._sets[slot] = bufs
-        return [b[:n] for b in bufs]
-
-    def fetch(self, item: IndexBatch) -> Any:
-        slot = item.step % self.size
-        out = self.source._fetch_into(item, lambda specs: self._allocate(slot, specs))
-        return out if out is not None else self.source._fetch_item(item)
 
 
 class CallableDataSource(AbstractDataSource):
