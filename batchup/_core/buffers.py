@@ -12,26 +12,25 @@ straight into the arrays it is given):
     thread allocates with ``malloc`` is, on glibc, carved from that thread's
     arena and given back to the system when freed by the consumer; the next
     one page-faults its way in again (measured: 10-100 faults per 1.5 MB
-    batch with two threads, against 2 in one thread). Large arrays are
-    therefore cut from ``bytearray`` buffers that the allocator keeps: each
-    batch array is a view of one, and when the last view of it is dropped a
-    ``weakref.finalize`` on the view chain's root hands the buffer back. A
-    buffer is never handed out while any view of it lives, so batches never
-    alias each other; they are ordinary writable arrays that do not own their
-    memory (``arr.base`` is set).
+    batch with two threads, against 2 in one thread). Large batch arrays are
+    therefore kept in a pool and handed out again once nothing outside the
+    pool refers to them (their reference count says so; a view of a batch
+    refers to it, so a batch is never reused while any view of it lives).
+    Batches are ordinary arrays that own their memory; a short final batch
+    is the first rows of a pooled array.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
-import weakref
 from typing import Any
 
 import numpy as np
 
 #: Arrays smaller than this come from ``np.empty`` (malloc serves them well).
 RECYCLE_BYTES = 64 << 10
-#: Free buffers kept per size.
+#: Arrays kept per batch shape.
 _KEEP = 16
 
 
@@ -71,19 +70,23 @@ class BufferRing:
         return out if out is not None else self.source._fetch_item(item)
 
 
-def _root(arr: np.ndarray) -> Any:
-    """The object at the end of ``arr``'s base chain (what every view of it keeps alive)."""
-    base = arr
-    while isinstance(base, np.ndarray) and base.base is not None:
-        base = base.base
-    return base
+def _free_refs() -> int:
+    """``sys.getrefcount`` of a pooled array that nothing outside the pool refers to,
+    measured with the scan ``RecycledBuffers`` uses (it differs between Pythons)."""
+    pool = [np.empty(1)]
+    for arr in pool:
+        return sys.getrefcount(arr)
+    raise AssertionError("unreachable")
 
 
 class RecycledBuffers:
-    """Allocate batch arrays from buffers that come back when the batch is dropped.
+    """Batch arrays allocated once and handed out again when nothing refers to them.
 
-    Thread-safe: background threads allocate, and a buffer returns from
-    whichever thread drops the last view.
+    Each batch array is an array of the pool (or the first rows of one, for a
+    short batch). An array is free when the pool's reference is the only one
+    left (``sys.getrefcount``): views of a batch keep it busy, since NumPy
+    views refer to the array that owns the memory. Thread-safe: background
+    threads allocate, and whichever thread drops the last reference frees.
 
     Examples
     --------
@@ -98,30 +101,49 @@ class RecycledBuffers:
 
     def __init__(self, source: Any) -> None:
         self.source = source
-        self._free: dict[int, list[bytearray]] = {}
+        self._pools: dict[tuple, list[np.ndarray]] = {}
         self._lock = threading.Lock()
-
-    def _release(self, buf: bytearray) -> None:
-        with self._lock:
-            free = self._free.setdefault(len(buf), [])
-            if len(free) < _KEEP:
-                free.append(buf)
+        data = getattr(source, "data", None)
+        # NumPy arrays: gathered here, straight into pooled arrays (the hot path).
+        self._rows = None
+        if data is not None and getattr(source, "_all_numpy", False):
+            self._rows = [(d, (d.shape[1:], d.dtype)) for d in data]
+            self._length = len(data[0])
 
     def array(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
-        """A writable array of ``shape`` and ``dtype`` (recycled memory when large)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if nbytes < RECYCLE_BYTES:
-            return np.empty(shape, dtype)
+        """A writable array of ``shape`` and ``dtype`` (from the pool when large)."""
+        return self._array((shape[1:], dtype), shape[0])
+
+    def _array(self, key: tuple, n: int) -> np.ndarray:
+        row_shape, dtype = key
+        if n * int(np.prod(row_shape, dtype=np.int64)) * dtype.itemsize < RECYCLE_BYTES:
+            return np.empty((n,) + row_shape, dtype)
         with self._lock:
-            free = self._free.get(nbytes)
-            buf = free.pop() if free else None
-        if buf is None:
-            buf = bytearray(nbytes)
-        arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
-        weakref.finalize(_root(arr), self._release, buf)
-        return arr
+            pool = self._pools.setdefault(key, [])
+            for arr in pool:
+                if sys.getrefcount(arr) == _FREE_REFS and len(arr) >= n:
+                    return arr if len(arr) == n else arr[:n]
+            arr = np.empty((n,) + row_shape, dtype)
+            if len(pool) < _KEEP:
+                pool.append(arr)
+            return arr
 
     def fetch(self, item: Any) -> Any:
+        idx = item.indices
+        if (self._rows is not None and type(idx) is np.ndarray and idx.ndim == 1
+                and idx.dtype.kind in "iu" and len(idx)
+                and idx.min() >= 0 and idx.max() < self._length):
+            n = len(idx)
+            out = []
+            for d, key in self._rows:
+                # mode="clip" (bounds checked above): "raise" would gather into
+                # a temporary and copy that into ``out``.
+                out.append(np.take(d, idx, axis=0, out=self._array(key, n), mode="clip"))
+            return (idx, *out) if self.source.include_indices else tuple(out)
         out = self.source._fetch_into(
-            item, lambda specs: [self.array(shape, dtype) for shape, dtype in specs])
+            item, lambda specs: [self._array((shape[1:], dtype), shape[0])
+                                 for shape, dtype in specs])
         return out if out is not None else self.source._fetch_item(item)
+
+
+_FREE_REFS = _free_refs()

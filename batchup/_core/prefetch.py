@@ -65,6 +65,12 @@ def _work(tasks: queue.SimpleQueue, done: queue.SimpleQueue, fetch: Any, halted:
             done.put((False, exc, 0.0))
 
 
+def _cores() -> int:
+    from batchup._pool.cpu import available_cpus  # affinity and cgroup quota
+
+    return available_cpus()
+
+
 def _average(mean: float | None, value: float) -> float:
     return value if mean is None else 0.8 * mean + 0.2 * value
 
@@ -97,7 +103,8 @@ class PrefetchIterator(BatchIterator):
 
     __slots__ = ("_threads", "_depth", "_workers", "_tasks", "_done", "_pending",
                  "_planned", "_consumed", "_end", "_error", "_positions", "_finalizer",
-                 "_active", "_turn", "_fetch_time", "_caller_time", "_returned_at")
+                 "_active", "_turn", "_fetch_time", "_caller_time", "_returned_at",
+                 "_self_serve", "_idle_workers", "_idle_self")
 
     def __init__(self, plan: Any, fetch: Any, fingerprint: dict, stream: Any,
                  threads: int, depth: int) -> None:
@@ -113,6 +120,12 @@ class PrefetchIterator(BatchIterator):
         self._error: BaseException | None = None
         self._finalizer: Any = None
         self._active = 1  # workers new items go to (see the design note)
+        self._self_serve = 0  # 1: every (active + 1)-th item is fetched by the caller
+        # While the caller only waits for batches, it gathers a share itself, so
+        # that as many threads gather as there are cores (and no more).
+        cores = _cores()
+        self._idle_self = 1 if cores >= 2 else 0
+        self._idle_workers = max(1, min(threads, cores - 1))
         self._turn = 0
         self._fetch_time: float | None = None
         self._caller_time: float | None = None
@@ -147,10 +160,14 @@ class PrefetchIterator(BatchIterator):
             except BaseException as exc:  # raised when the consumer gets there
                 self._end, self._error = self._planned, exc
                 break
-            worker = self._turn % self._active
+            turn = self._turn % (self._active + self._self_serve)
             self._turn += 1
-            self._pending.append((self._positions.take(), worker))
-            tasks[worker].put(item)
+            if turn == self._active:
+                # The caller's own share: fetched in the calling thread when its turn comes.
+                self._pending.append((self._positions.take(), -1, item))
+            else:
+                self._pending.append((self._positions.take(), turn, None))
+                tasks[turn].put(item)
             self._planned += 1
 
     def __next__(self) -> Any:
@@ -167,14 +184,22 @@ class PrefetchIterator(BatchIterator):
         now = time.perf_counter()
         if self._returned_at is not None:
             self._caller_time = _average(self._caller_time, now - self._returned_at)
-        snap, worker = self._pending.popleft()
-        ok, value, took = self._done[worker].get()
+        snap, worker, item = self._pending.popleft()
+        if worker < 0:
+            try:
+                value = self._fetch(item)
+                ok, took = True, time.perf_counter() - now
+            except BaseException as exc:  # noqa: BLE001 - raised below, as a worker's
+                ok, value, took = False, exc, 0.0
+        else:
+            ok, value, took = self._done[worker].get()
         self._consumed = k + 1
         if ok:
             self._fetch_time = _average(self._fetch_time, took)
             if self._caller_time is not None:
                 busy = self._caller_time >= 0.1 * self._fetch_time
-                self._active = 1 if busy else self._threads
+                self._active = 1 if busy else self._idle_workers
+                self._self_serve = 0 if busy else self._idle_self
         if not ok:
             self.close()
             raise value
