@@ -7,6 +7,7 @@ the long soak is in ``test_work_pool_soak.py``.
 import doctest
 import importlib
 import mmap
+import os
 import subprocess
 import sys
 import textwrap
@@ -950,6 +951,7 @@ def test_readme_parallel_examples_run_unchanged(tmp_path):
         "batchup._pool.stream",
         "batchup._pool.parallel",
         "batchup._pool.pickling",
+        "batchup._pool.worker",
     ],
 )
 def test_docstring_examples(name):
@@ -1035,3 +1037,27 @@ def test_pool_state_is_the_consumers_position_not_the_prefetched_one():
         next(it)
         assert it.get_state()["plan"]["step"] == 2
         assert it.next_step == 2
+
+
+def _loky_memory_measure():
+    from joblib.externals.loky import process_executor
+
+    return process_executor._get_memory_usage.__qualname__
+
+
+def test_loky_leak_guard_counts_private_memory_not_mapped_files(tmp_path):
+    # A worker reading a memory map has the file's pages in its RSS; loky must
+    # not take that for a leak (it replaced such workers every few seconds).
+    pytest.importorskip("psutil")
+    from batchup._pool.worker import private_memory
+
+    with work_pool.WorkerProcessPool(1) as pool:
+        ds = data_source.ArrayDataSource([np.arange(4)]).map(lambda b: (_loky_memory_measure(),))
+        (name,), = list(pool.parallel_data_source(ds).batch_iterator(4))
+    assert name == "private_memory"
+    path = tmp_path / "big.npy"
+    np.save(path, np.ones((64 << 20) // 8))
+    mapped = np.load(path, mmap_mode="r")
+    before = private_memory(os.getpid())
+    assert float(mapped.sum()) == (64 << 20) // 8  # every page touched
+    assert private_memory(os.getpid()) - before < (16 << 20)
