@@ -11,9 +11,9 @@ what ``array`` is:
   arrays (recognised by their module; none is imported here): the indices are
   sorted and de-duplicated (weighted sampling repeats indices; each row is read
   once), then read as one contiguous block when they are dense, otherwise
-  as h5py's increasing-index selection, zarr's orthogonal selection, one
-  dask computation, or -- for PyTables, which reads a 1-D integer key on an
-  N-D node as point coordinates -- one slice per contiguous run. The rows are
+  as zarr's orthogonal selection, one dask computation, or -- for HDF5
+  (PyTables reads a 1-D integer key on an N-D node as point coordinates, and
+  h5py's index-list selection is slow) -- one slice per contiguous run. The rows are
   then put back in the requested order in memory. PyTables is not
   thread-safe, so its reads are serialised by a lock.
 * **Objects with a ``read_rows(index, out=None)`` method** (batchup's
@@ -88,13 +88,13 @@ def _sorted_read(array: Any, kind: str, rows: np.ndarray) -> np.ndarray:
     first, last = int(rows[0]), int(rows[-1])
     if last - first + 1 <= max(_DENSE_FACTOR * len(rows), 64):
         return np.asarray(array[first:last + 1])[rows - first]
-    if kind == "h5py":
-        return np.asarray(array[rows])  # h5py takes increasing index lists
     if kind == "zarr":
         return np.asarray(array.oindex[rows])
     if kind == "dask":
         return np.asarray(array[rows])
-    # One slice per contiguous run.
+    # One slice per contiguous run: PyTables would read an index array as
+    # point coordinates, and h5py's increasing-index selection is several times
+    # slower than slices (measured: 7k against 51k rows/s for 128 scattered rows).
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     starts = rows[np.r_[0, breaks]]
     stops = rows[np.r_[breaks - 1, len(rows) - 1]] + 1
