@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import batch_map as _bm
-from .buffers import BufferRing, RecycledBuffers
+from .buffers import BufferRing
 from .chunked import ChunkCache, ChunkShuffle, resolve_chunks
 from .context import call_in_batch
 from .fetch import closed_error, closed_storage, read_rows, storage_kind
@@ -285,10 +285,7 @@ class AbstractDataSource:
             # A batch stays intact until the next next(): with threads, the
             # ``prefetch`` batches being prepared and the one returned.
             fetch = BufferRing(self, 1 + (prefetch or 2 * threads if threads else 0)).fetch
-        elif threads and self._reads_into_buffers():
-            # Batches allocated by the threads come back to them when dropped
-            # (see ``buffers``): no page faults per batch.
-            fetch = RecycledBuffers(self).fetch
+
         if threads:
             it: BatchIterator = PrefetchIterator(plan, fetch, fingerprint, stream_of(args[1]),
                                                  threads, prefetch or 2 * threads)
@@ -301,10 +298,6 @@ class AbstractDataSource:
     def _auto_threads(self, batch_size: int, rng: ShuffleRNG) -> int:
         """Threads to prefetch with when ``threads=None`` (see ``ArrayDataSource``)."""
         return 0
-
-    def _reads_into_buffers(self) -> bool:
-        """Whether ``_fetch_into`` can read this source's batches into given arrays."""
-        return False
 
     def _unplanned(self, batch_size: Any, shuffle: Any, drop_last: Any, shard: Any,
                    state: Any, kwargs: dict) -> Any:
