@@ -7,6 +7,7 @@ Usage (from the repository root; ``PYTHONPATH`` need not be set)::
     python benchmarks/run.py --quick         # small data, two rounds: a smoke run
     python benchmarks/run.py --repeats 9     # override the number of alternated rounds
     python benchmarks/run.py --list          # list the discovered workloads
+    python benchmarks/run.py --chart c.png --markdown c.md   # also a chart and the tables
 
 Workloads are discovered from ``benchmarks/bench_*.py`` modules defining ``WORKLOADS`` (see
 the conventions at the top of ``benchmarks/harness.py``). Tables go to stdout, progress to
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="alternated rounds per workload (default: each workload's own)")
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds")
     parser.add_argument("--list", action="store_true", help="list workloads and exit")
+    parser.add_argument("--chart", metavar="PNG", default=None,
+                        help="also draw the ratios to each floor as a PNG (needs matplotlib: "
+                             "pip install '.[bench]')")
+    parser.add_argument("--markdown", metavar="FILE", default=None,
+                        help="also write the header and tables printed to this file")
     parser.add_argument("--no-download", action="store_true",
                         help="do not pip-download batchup 0.2.3 if it is not cached")
     return parser.parse_args(argv)
@@ -81,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         selected.append(name)
     ctx = Context(repeats=args.repeats, quick=args.quick, download=not args.no_download)
-    print("## batchup benchmarks" + (" (--quick smoke run)" if args.quick else ""))
-    print()
-    print(machine_header())
-    print(flush=True)
+    if args.chart:
+        import matplotlib  # noqa: F401 - fail now, not after an hour of benchmarks
+    header = machine_header()
+    report = ["## batchup benchmarks" + (" (--quick smoke run)" if args.quick else ""), "",
+              header, ""]
+    print("\n".join(report), flush=True)
+    done: list[Table] = []
     start = time.perf_counter()
     for name in selected:
         _, func = available[name]
@@ -97,7 +106,18 @@ def main(argv: list[str] | None = None) -> int:
         for table in tables if isinstance(tables, list) else [tables]:
             print(table.render())
             print(flush=True)
-    log(f"total wall time {time.perf_counter() - start:.0f} s")
+            report += [table.render(), ""]
+            done.append(table)
+    wall = f"Total wall time: {time.perf_counter() - start:.0f} s"
+    log(wall)
+    report.append(wall)
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(report) + "\n", encoding="utf-8")
+    if args.chart:
+        from benchmarks.chart import write_chart
+
+        caption = " · ".join(line.strip() for line in header.splitlines() if line.strip())
+        log(f"chart written to {write_chart(done, caption, args.chart)}")
     return 0
 
 
