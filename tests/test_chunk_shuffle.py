@@ -340,3 +340,18 @@ def test_state_is_small_json():
     for _ in range(5):
         next(it)
     assert len(json.dumps(it.get_state())) < 600
+
+
+def test_one_source_iterated_with_different_chunk_sizes(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    X = np.arange(1024 * 2, dtype=np.float32).reshape(1024, 2)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=X, chunks=(16, 2))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        on_disk = data_source.ArrayDataSource([f["x"]])
+        in_memory = data_source.ArrayDataSource([X])
+        for chunk in (64, 32, 64):
+            shuffle = ChunkShuffle(1, chunk_size=chunk, window=16)
+            for (a,), (b,) in zip(on_disk.batch_iterator(64, shuffle=shuffle, threads=0),
+                                  in_memory.batch_iterator(64, shuffle=shuffle), strict=True):
+                np.testing.assert_array_equal(a, b)

@@ -753,7 +753,10 @@ class ArrayDataSource(RandomAccessDataSource):
         cache = self.__dict__.get("_chunk_cache")
         if cache is None:
             cache = self.__dict__.setdefault("_chunk_cache", ChunkCache(2 * seed.window))
-        rows = cache.read(d, (i, item.epoch), np.asarray(idx), seed.chunk_size, read_rows)
+        # Chunks of one size are cached apart from those of another (same source,
+        # other iterators).
+        rows = cache.read(d, (i, item.epoch, seed.chunk_size), np.asarray(idx), seed.chunk_size,
+                          read_rows)
         if out is None:
             return rows
         out[...] = rows
