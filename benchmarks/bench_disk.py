@@ -10,7 +10,11 @@
   through ``WorkerProcessPool(2)`` (memmap, h5py), per-sample reads (one
   ``dataset[i]`` per index and a NumPy stack, as a DataLoader does) over each storage,
   and torch ``DataLoader(batch_size=128, shuffle=True)`` over a map-style Dataset on the
-  memmap with 0 and 2 workers. Target: memmap ≥ 0.8× the floor.
+  memmap with 0 and 2 workers. Storage-aware shuffling: batchup with
+  ``shuffle=ChunkShuffle(seed + epoch, window=16)`` over each storage (chunks of 32 rows:
+  the storage's own for PyTables, h5py and zarr, ``chunk_size=32`` given for the memmap, so
+  every storage yields the same batches); a note gives its speed-up over the full shuffle
+  on the same storage. Target: memmap ≥ 0.8× the floor.
 * W9's second table is memory: every row again, each in a fresh subprocess, for one epoch
   (or ``RSS_SECONDS`` of it): peak RSS of every process (``VmHWM``) against
   the file size, split into anonymous, file-backed and shared-memory pages (sampled from
@@ -74,6 +78,10 @@ FORMAT_NAMES = {"npy": "memmap (.npy)", "tables": "PyTables CArray", "h5py": "h5
                 "zarr": "zarr array"}
 #: Batches per run(): enough for a few tens of milliseconds at the row's speed.
 BATCHES_PER_RUN = {"npy": 32, "tables": 16, "h5py": 8, "zarr": 4}
+#: ChunkShuffle rows: window of chunks shuffled together, and batches per run() (a multiple
+#: of the window's 512 rows / 128 = 4 batches).
+CHUNK_WINDOW = 16
+CHUNK_BATCHES_PER_RUN = 32
 _MARK = "W9RSS "
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +331,26 @@ def w9_batchup(n: int, batches: int, fmt: str, threads: int | None = None) -> _R
     extra = {} if threads is None else {"threads": threads}
     return _Run(_epochs(lambda e: ds.batch_iterator(W9_BATCH, shuffle=SEED + e, **extra)),
                 batches)
+
+
+def w9_chunk_shuffle(n: int, batches: int, fmt: str, chunk_size: int | None = None,
+                     window: int = CHUNK_WINDOW) -> _Run:
+    """The same with ``shuffle=ChunkShuffle(seed + epoch, chunk_size=..., window=...)``.
+
+    ``chunk_size=None`` takes the storage's chunking (32 rows here); a memmap has none, so
+    its row passes ``chunk_size=32`` explicitly and yields the same batches.
+    """
+    from batchup import data_source
+    from batchup.data_source import ChunkShuffle
+
+    X, y = open_storage(fmt, n)
+    ds = data_source.ArrayDataSource([X, y])
+
+    def epoch(e: int) -> Iterable:
+        order = ChunkShuffle(SEED + e, chunk_size=chunk_size, window=window)
+        return ds.batch_iterator(W9_BATCH, shuffle=order)
+
+    return _Run(_epochs(epoch), batches)
 
 
 def w9_pool(n: int, batches: int, fmt: str) -> _Run:
@@ -679,8 +707,9 @@ def memory_table(ctx: Context, impls: list[Impl], n: int) -> Table:
     if replaced:
         table.notes.append(
             "Workers replaced (" + "; ".join(replaced) + f" for {WORKERS} at a time): loky's "
-            "leak guard (active when psutil is importable) stops a worker whose RSS has grown "
-            "300 MB since it started, and the memory map's file-backed pages count as RSS."
+            "leak guard (active when psutil is importable) stops a worker whose memory has "
+            "grown 300 MB since it started; batchup's workers have it count anonymous memory "
+            "only, so a memory map's file-backed pages should not trigger it."
         )
     if shm_rise:
         rise, label = max(shm_rise)
@@ -692,6 +721,12 @@ def memory_table(ctx: Context, impls: list[Impl], n: int) -> Table:
 # --------------------------------------------------------------------------------------------
 # The workload
 # --------------------------------------------------------------------------------------------
+
+
+def chunk_label(fmt: str) -> str:
+    """Row label of the ChunkShuffle row over ``fmt``."""
+    size = f"chunk_size={CHUNK_ROWS}, " if fmt == "npy" else ""
+    return f"batchup ChunkShuffle({size}window={CHUNK_WINDOW}), {FORMAT_NAMES[fmt]}"
 
 
 def w9_impls(n: int) -> list[Impl]:
@@ -709,6 +744,10 @@ def w9_impls(n: int) -> list[Impl]:
     ]
     rows += [Impl(f"batchup, {FORMAT_NAMES[f]}", w9_batchup, kw(f), requires=storage_reqs[f])
              for f in ("tables", "h5py", "zarr")]
+    rows += [Impl(chunk_label(f), w9_chunk_shuffle,
+                  dict(n=n, batches=CHUNK_BATCHES_PER_RUN, fmt=f,
+                       chunk_size=CHUNK_ROWS if f == "npy" else None),
+                  requires=storage_reqs[f]) for f in FORMATS]
     rows += [Impl(f"batchup WorkerProcessPool({WORKERS}), {FORMAT_NAMES[f]}", w9_pool, kw(f),
                   requires=storage_reqs[f]) for f in ("npy", "h5py")]
     rows += [Impl(f"per-sample dataset[i] + np.stack, {FORMAT_NAMES[f]}", w9_per_sample,
@@ -784,9 +823,18 @@ def w9(ctx: Context) -> list[Table]:
         + (f"({per_format}) " if per_format else "")
         + f"(fincore; {disk.free / 1e9:.0f} GB free on the data disk).",
         "Each run() reads a fixed number of batches (memmap rows and the floor 32, PyTables "
-        "16, h5py 8, zarr 4) from an endless sequence of epochs (shuffle=seed + epoch); the "
-        "in-process memmap rows share one mapping. Per-sample rows: one dataset[i] = "
-        "(X[i], y[i]) per index, as a DataLoader calls it, and a NumPy stack.",
+        "16, h5py 8, zarr 4, every ChunkShuffle row 32) from an endless sequence of epochs "
+        "(shuffle=seed + epoch); the in-process memmap rows share one mapping. Per-sample "
+        "rows: one dataset[i] = (X[i], y[i]) per index, as a DataLoader calls it, and a "
+        "NumPy stack.",
+        f"ChunkShuffle rows: shuffle=ChunkShuffle(seed + epoch, window={CHUNK_WINDOW}), "
+        f"default threads; chunks of {CHUNK_ROWS} rows (PyTables, h5py, zarr: taken from "
+        f"the storage; memmap: chunk_size={CHUNK_ROWS} given, instead of the default of about "
+        "1 MB of rows = 85 rows), so every storage yields the same batches. Chunks are put in "
+        f"a seeded order and the samples of {CHUNK_WINDOW} consecutive chunks "
+        f"({CHUNK_WINDOW * CHUNK_ROWS} rows) shuffled together: HDF5 and zarr read each chunk "
+        "once per window, whole; the memmap is gathered as usual, with the locality of the "
+        "order.",
         target_note(ratios, "batchup, memmap (default threads)", 0.8),
         target_note(ratios, "batchup, memmap, threads=0", 0.8),
     ]
@@ -799,13 +847,25 @@ def w9(ctx: Context) -> list[Table]:
     if pairs:
         table.notes.append("batchup (no threads) ÷ per-sample reads on the same storage: "
                            + ", ".join(pairs) + ".")
+    speedups = []
+    for f in FORMATS:
+        full = ("batchup, memmap (default threads)" if f == "npy"
+                else f"batchup, {FORMAT_NAMES[f]}")
+        chunked = chunk_label(f)
+        if full in ratios and chunked in ratios and ratios[full]:
+            speedups.append(f"{FORMAT_NAMES[f]} {ratios[chunked] / ratios[full]:.2f}×")
+    if speedups:
+        table.notes.append(f"batchup ChunkShuffle(window={CHUNK_WINDOW}) ÷ batchup full "
+                           "shuffle (default threads) on the same storage: "
+                           + ", ".join(speedups) + ".")
     pools = ", ".join(f"{FORMAT_NAMES[f]} {len(pids)}" for f, pids in POOL_WORKERS_SEEN.items())
     if pools:
         table.notes.append(
             f"Worker processes each WorkerProcessPool({WORKERS}) row went through while timed "
             f"(sampled after each run()): {pools}. More than {WORKERS} means loky replaced "
-            "workers: with psutil importable, its leak guard stops a worker whose RSS has "
-            "grown 300 MB since it started, and a memory map's file-backed pages count.")
+            "workers: with psutil importable, its leak guard stops a worker whose memory has "
+            "grown 300 MB since it started (batchup's workers have it count anonymous memory "
+            "only, not a memory map's file-backed pages).")
     log("W9 memory pass: one fresh subprocess per row")
     return [table, memory_table(ctx, impls, n)]
 
