@@ -5,14 +5,22 @@
 floors, ceilings and bandwidth references in grey, peers in another -- with a
 line at 1× (the floor) and the machine and versions as the caption, and
 saves it as a PNG. matplotlib is imported here only (the ``bench`` extra).
+
+It can also redraw the chart of a saved report (``run.py --markdown``)::
+
+    python benchmarks/chart.py docs/benchmarks.md docs/benchmarks.png
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-from benchmarks.harness import Table
+if __name__ == "__main__":  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import Table  # noqa: E402
 
 _RATIO = re.compile(r"^\s*([0-9.]+)\s*×")
 
@@ -22,7 +30,7 @@ _OURS, _REFERENCE, _PEER = "#2a6fb0", "#9a9a9a", "#d9822b"
 
 def _kind(label: str) -> str:
     lower = label.lower()
-    if lower.startswith(("floor", "ceiling", "bandwidth", "serial loop")):
+    if lower.startswith(("floor", "ceiling", "bandwidth", "serial")):
         return _REFERENCE
     if lower.startswith("batchup") and "0.2.3" not in lower:
         return _OURS
@@ -68,7 +76,7 @@ def write_chart(tables: list[Table], caption: str, path: str | Path) -> Path:
         for i, v in enumerate(values):
             ax.text(v, i, f" {v:.2f}×", va="center", fontsize=7)
         ax.set_xlim(0, max(values) * 1.15 + 0.05)
-        ax.set_title(title if len(title) <= 110 else title[:107] + "...", fontsize=9,
+        ax.set_title(title if len(title) <= 100 else title[:97] + "...", fontsize=9,
                      loc="left")
         ax.tick_params(axis="x", labelsize=7)
     axes[-1, 0].set_xlabel("throughput ÷ the workload's floor (1× = plain NumPy loop); "
@@ -80,3 +88,39 @@ def write_chart(tables: list[Table], caption: str, path: str | Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def tables_from_markdown(text: str) -> tuple[list[Table], str]:
+    """The tables of a saved report, and its machine lines joined as a caption."""
+    tables: list[Table] = []
+    caption: list[str] = []
+    current: Table | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = Table(line[3:].strip(), [])
+            tables.append(current)
+        elif current is None:
+            if line.strip() and not line.startswith("#"):
+                caption.append(line.strip())
+        elif line.startswith("|") and not set(line) <= set("|-: "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not current.columns:
+                current.columns = cells
+            else:
+                current.rows.append(cells)
+    return tables, " · ".join(caption)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``chart.py REPORT.md OUT.png``: redraw the chart of a saved report."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python benchmarks/chart.py REPORT.md OUT.png", file=sys.stderr)
+        return 2
+    tables, caption = tables_from_markdown(Path(args[0]).read_text(encoding="utf-8"))
+    print(write_chart(tables, caption, args[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -249,3 +249,31 @@ def test_reuse_buffers_must_be_a_bool():
     ds = data_source.ArrayDataSource([np.arange(5)])
     with pytest.raises(TypeError, match="reuse_buffers must be True or False, not 'yes'"):
         ds.batch_iterator(2, reuse_buffers="yes")
+
+
+def test_an_idle_caller_gathers_its_share_and_a_busy_one_leaves_it_to_a_thread():
+    from batchup._pool.cpu import available_cpus
+
+    X = np.arange(4000, dtype=np.float64).reshape(2000, 2)
+    who: list = []
+
+    def record(xb):
+        who.append(threading.current_thread().name)
+        time.sleep(0.0005)  # a fetch that costs something, so the caller looks idle
+        return (xb,)
+
+    ds = data_source.ArrayDataSource([X]).map(record)
+    want = [b[0] for b in ds.batch_iterator(10, shuffle=2, threads=0)]
+    who.clear()
+    got = [b[0].copy() for b in ds.batch_iterator(10, shuffle=2, threads=2)]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    idle = set(who[20:])  # after the first timings
+    if available_cpus() >= 2:
+        assert "MainThread" in idle and any(n.startswith("batchup-prefetch") for n in idle)
+    else:
+        assert "MainThread" not in idle
+    who.clear()
+    for _ in ds.batch_iterator(10, shuffle=2, threads=2):
+        time.sleep(0.002)  # a step of the caller's own, longer than a fetch
+    assert "MainThread" not in set(who[20:])
