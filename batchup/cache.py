@@ -691,6 +691,15 @@ def _cache_at(source: Any, path: str, storage: str, pool: Any, batch_size: int, 
         return _open_complete(storage, path)
 
 
+def _check_options(storage: Any, path: Any, batch_size: Any, pool: Any, progress: Any,
+                   rebuild: Any, key: Any) -> tuple:
+    """The keyword arguments that ``cache_array`` and ``cache_source`` share, checked."""
+    storage = _check_storage(storage)
+    return (storage, _check_path(path, storage), check_batch_size(batch_size),
+            _check_pool(pool), _check_flag(progress, "progress"),
+            _check_flag(rebuild, "rebuild"), _jsonable(key, "key"))
+
+
 def cache_array(source: Any, path: str | os.PathLike | None = None, *, storage: str = "npy",
                 pool: Any = None, batch_size: int = 256, progress: bool = False, key: Any = None,
                 rebuild: bool = True) -> Any:
@@ -778,13 +787,8 @@ def cache_array(source: Any, path: str | os.PathLike | None = None, *, storage: 
     if not is_array_like(source):
         raise TypeError(f"source must be array-like (have __len__ and __getitem__), not a "
                         f"{type(source).__name__}")
-    storage = _check_storage(storage)
-    path = _check_path(path, storage)
-    batch_size = check_batch_size(batch_size)
-    pool = _check_pool(pool)
-    progress = _check_flag(progress, "progress")
-    rebuild = _check_flag(rebuild, "rebuild")
-    key = _jsonable(key, "key")
+    storage, path, batch_size, pool, progress, rebuild, key = _check_options(
+        storage, path, batch_size, pool, progress, rebuild, key)
     n = array_length(source)
     if n == 0:
         raise ValueError(f"source is empty (length 0): there is nothing to cache in "
@@ -896,13 +900,8 @@ def cache_source(ds: Any, path: str | os.PathLike | None, *, storage: str = "npy
         hint = (" (cache the source it maps, then call .map on the cached one)"
                 if isinstance(ds, MapDataSource) else "")
         raise TypeError(f"ds must be an ArrayDataSource, not a {type(ds).__name__}{hint}")
-    storage = _check_storage(storage)
-    folder = _check_path(path, storage)
-    batch_size = check_batch_size(batch_size)
-    pool = _check_pool(pool)
-    progress = _check_flag(progress, "progress")
-    rebuild = _check_flag(rebuild, "rebuild")
-    key = _jsonable(key, "key")
+    storage, folder, batch_size, pool, progress, rebuild, key = _check_options(
+        storage, path, batch_size, pool, progress, rebuild, key)
     if folder is not None and os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"path {folder!r} is a file; cache_source needs a folder "
                                  "(it writes one file per array)")

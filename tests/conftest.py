@@ -11,6 +11,8 @@ fixture argument; ``golden_replay`` runs a case against this package.
 import hashlib
 import json
 import pathlib
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -274,3 +276,23 @@ def server():
 def home(monkeypatch, tmp_path):
     """A private BATCHUP_HOME (and no user config) for one test."""
     return isolate_home(monkeypatch, tmp_path)
+
+
+@pytest.fixture
+def short_home(home, monkeypatch):
+    """``home`` at a short path like ``~/.batchup``, so line lengths are realistic."""
+    path = tempfile.mkdtemp(prefix="bu")
+    monkeypatch.setenv("BATCHUP_HOME", path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def no_waits(monkeypatch):
+    """No pauses between download attempts, and no proxy between us and 127.0.0.1."""
+    from batchup.datasets import _download
+
+    monkeypatch.setattr(_download, "RETRY_WAIT_SECONDS", 0.0)
+    for var in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)

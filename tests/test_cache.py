@@ -10,12 +10,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _waiting import wait_for
 
 from batchup import data_source, sampling, work_pool
 from batchup._core.fetch import storage_reference
@@ -91,12 +91,6 @@ def run_script(code, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- storage

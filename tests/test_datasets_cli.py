@@ -6,11 +6,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 from _loopback import mnist_files, serve_dataset, with_urls
@@ -174,24 +172,6 @@ def test_python_m_batchup_fetch_unknown_exits_2(home):
 MAX_LINE = 120
 FIRST = "train-images-idx3-ubyte.gz"
 POINTER = "For the full errors, add --verbose or set BATCHUP_DEBUG=1."
-
-
-@pytest.fixture
-def short_home(home, monkeypatch):
-    """``home`` at a short path like ``~/.batchup``, so line lengths are realistic."""
-    path = tempfile.mkdtemp(prefix="bu")
-    monkeypatch.setenv("BATCHUP_HOME", path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def no_waits(monkeypatch):
-    """No pauses between attempts, and no proxy between us and 127.0.0.1."""
-    monkeypatch.setattr(_download, "RETRY_WAIT_SECONDS", 0.0)
-    for var in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.upper(), raising=False)
 
 
 @contextlib.contextmanager

@@ -6,11 +6,9 @@ import errno
 import gc
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 
 import numpy as np
@@ -113,24 +111,6 @@ def test_dataset_failure_message_names_dataset(home, server):
 # ------------------------------------------------------------------ what a failure prints
 
 MAX_LINE = 120
-
-
-@pytest.fixture
-def short_home(home, monkeypatch):
-    """``home`` at a short path like ``~/.batchup``, so line lengths are realistic."""
-    path = tempfile.mkdtemp(prefix="bu")
-    monkeypatch.setenv("BATCHUP_HOME", path)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def no_waits(monkeypatch):
-    """No pauses between attempts, and no proxy between us and 127.0.0.1."""
-    monkeypatch.setattr(_download, "RETRY_WAIT_SECONDS", 0.0)
-    for var in ("http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-        monkeypatch.delenv(var.upper(), raising=False)
 
 
 @contextlib.contextmanager

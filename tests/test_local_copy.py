@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _waiting import wait_for
 
 from batchup import local_copy
 from batchup.local_copy import MARKER, copy_to_local
@@ -151,12 +152,6 @@ def run_copy(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.01)
 
 
 def test_killed_mid_copy_resumes(tmp_path, counted):

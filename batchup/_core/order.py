@@ -119,27 +119,24 @@ class FeistelPermutation:
             left, right = right ^ (t >> np.uint64(64 - wl)), left
         return (left << np.uint64(wr)) | right
 
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        """The positions that this permutation maps to ``values`` (each in ``[0, length)``)."""
-        x = self._decipher(np.asarray(values, dtype=np.uint64))
-        n = np.uint64(self.length)
-        out = np.flatnonzero(x >= n)
-        while out.size:
-            z = self._decipher(x[out])
-            x[out] = z
-            out = out[z >= n]
-        return x.astype(np.int64)
-
-    def __call__(self, positions: np.ndarray) -> np.ndarray:
-        """The permuted values at ``positions`` (int64 array, each in ``[0, length)``)."""
-        y = self._encipher(np.asarray(positions, dtype=np.uint64))
+    def _walk(self, step: Any, values: np.ndarray) -> np.ndarray:
+        # Cycle walking: apply ``step`` again to whatever lands outside [0, length).
+        y = step(np.asarray(values, dtype=np.uint64))
         n = np.uint64(self.length)
         out = np.flatnonzero(y >= n)
         while out.size:
-            z = self._encipher(y[out])
+            z = step(y[out])
             y[out] = z
             out = out[z >= n]
         return y.astype(np.int64)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """The positions that this permutation maps to ``values`` (each in ``[0, length)``)."""
+        return self._walk(self._decipher, values)
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        """The permuted values at ``positions`` (int64 array, each in ``[0, length)``)."""
+        return self._walk(self._encipher, positions)
 
 
 class InOrder:
