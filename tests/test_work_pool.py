@@ -1061,3 +1061,31 @@ def test_loky_leak_guard_counts_private_memory_not_mapped_files(tmp_path):
     before = private_memory(os.getpid())
     assert float(mapped.sum()) == (64 << 20) // 8  # every page touched
     assert private_memory(os.getpid()) - before < (16 << 20)
+
+
+def test_thread_pool_gathers_plain_arrays_like_threads_and_draws_at_creation():
+    from batchup._core.prefetch import PrefetchIterator
+
+    X = np.arange(300 * 4, dtype=np.float32).reshape(300, 4)
+    ds = data_source.ArrayDataSource([X, np.arange(300)], repeats=2)
+    serial_rng = np.random.RandomState(3)
+    want = list(ds.batch_iterator(16, shuffle=serial_rng))
+    rng = np.random.RandomState(3)
+    before = rng.get_state()[1].copy()
+    with work_pool.WorkerThreadPool(2) as pool:
+        it = pool.parallel_data_source(ds, batch_buffer_size=4).batch_iterator(16, shuffle=rng)
+        assert isinstance(it, PrefetchIterator)
+        # As in 0.2.3, the buffer fills when the iterator is made: the first draw is taken.
+        assert not np.array_equal(rng.get_state()[1], before)
+        got = list(it)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert np.array_equal(rng.get_state()[1], serial_rng.get_state()[1])
+    # A map function (or any fetch of its own) still goes through the pool's tasks.
+    with work_pool.WorkerThreadPool(2) as pool:
+        mapped = pool.parallel_data_source(ds.map(lambda x, y: (x + 1, y)), batch_buffer_size=4)
+        assert not isinstance(mapped.batch_iterator(16), PrefetchIterator)
+    with pytest.raises(RuntimeError):
+        pool.parallel_data_source(ds).batch_iterator(16)

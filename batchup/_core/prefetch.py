@@ -174,6 +174,13 @@ class PrefetchIterator(BatchIterator):
                 tasks[turn].put(item)
             self._planned += 1
 
+    def start(self) -> None:
+        """Start the threads and plan the first ``depth`` items now (not at the first
+        ``next()``): what a pool's ``batch_iterator`` does, as in batchup 0.2.3."""
+        if self._workers is None:
+            self._start()
+            self._top_up()
+
     def __next__(self) -> Any:
         if self._workers is None:
             self._start()

@@ -74,6 +74,10 @@ class WorkerThreadPool(AbstractWorkerPool):
     [1, 2, 3]
     """
 
+    #: Its workers are threads of this process (``ParallelDataSource`` then
+    #: gathers plain arrays with ``batch_iterator(threads=...)``'s machinery).
+    threads_in_this_process = True
+
     def __init__(self, processes: int = 1, seed: int | None = None) -> None:
         super().__init__(processes, seed)
         from concurrent.futures import ThreadPoolExecutor
