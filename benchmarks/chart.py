@@ -9,6 +9,7 @@ saves it as a PNG. matplotlib is imported here only (the ``bench`` extra).
 It can also redraw the chart of a saved report (``run.py --markdown``)::
 
     python benchmarks/chart.py docs/benchmarks.md docs/benchmarks.png
+    python benchmarks/chart.py docs/benchmarks.md summary.png W1 W8 W9   # some workloads
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def tables_from_markdown(text: str) -> tuple[list[Table], str]:
             current = Table(line[3:].strip(), [])
             tables.append(current)
         elif current is None:
-            if line.strip() and not line.startswith("#"):
+            if line.strip() and not line.startswith(("#", "![")):
                 caption.append(line.strip())
         elif line.startswith("|") and not set(line) <= set("|-: "):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -112,12 +113,17 @@ def tables_from_markdown(text: str) -> tuple[list[Table], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``chart.py REPORT.md OUT.png``: redraw the chart of a saved report."""
+    """``chart.py REPORT.md OUT.png [WORKLOAD ...]``: redraw the chart of a saved report
+    (only the named workloads' tables, when given)."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python benchmarks/chart.py REPORT.md OUT.png", file=sys.stderr)
+    if len(args) < 2:
+        print("usage: python benchmarks/chart.py REPORT.md OUT.png [WORKLOAD ...]",
+              file=sys.stderr)
         return 2
     tables, caption = tables_from_markdown(Path(args[0]).read_text(encoding="utf-8"))
+    wanted = args[2:]
+    if wanted:
+        tables = [t for t in tables if t.title.split(" ", 1)[0] in wanted]
     print(write_chart(tables, caption, args[1]))
     return 0
 

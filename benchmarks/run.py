@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -126,12 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     log(wall)
     report.append(wall)
     if args.markdown:
+        if args.chart:  # the page shows its chart, linked relative to the page
+            rel = os.path.relpath(Path(args.chart).resolve(), Path(args.markdown).resolve().parent)
+            report[2:2] = [f"![The ratios of every table below]({rel})", ""]
         Path(args.markdown).write_text(as_page("\n".join(report)) + "\n", encoding="utf-8")
     if args.chart:
         from benchmarks.chart import write_chart
 
         caption = " · ".join(line.strip() for line in header.splitlines() if line.strip())
-        log(f"chart written to {write_chart(done, caption, args.chart)}")
+        try:
+            log(f"chart written to {write_chart(done, caption, args.chart)}")
+        except ValueError as exc:  # e.g. only the import-time table: no ratios to draw
+            log(f"no chart: {exc}")
     return 0
 
 
