@@ -15,6 +15,7 @@ import http.server
 import io
 import os
 import pickle
+import socket
 import struct
 import tarfile
 import tempfile
@@ -110,6 +111,24 @@ class LoopbackServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def refusing_ports(n: int):
+    """``n`` ports on 127.0.0.1 that refuse connections (bound, never listening, held by us)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        yield [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def loopback_url(port: int, path: str, scheme: str = "http") -> str:
+    """``scheme://127.0.0.1:port/path``: every URL a test asks for is on this machine."""
+    return f"{scheme}://127.0.0.1:{port}/{path.lstrip('/')}"
 
 
 def sha256(data: bytes) -> str:

@@ -6,12 +6,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
-from _loopback import mnist_files, serve_dataset, with_urls
+from _loopback import loopback_url, mnist_files, refusing_ports, serve_dataset, with_urls
 
 from batchup import config
 from batchup.datasets import _download, cli, registry
@@ -180,18 +179,11 @@ def refusing_mirrors(dataset, n):
 
     Yields the ``host:port`` of each mirror; the registry's checksums and sizes are kept.
     """
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
-        hosts = [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
-        entries = [with_urls(e, [f"http://{h}/{e.filename}" for h in hosts])
+    with refusing_ports(n) as ports:
+        entries = [with_urls(e, [loopback_url(p, e.filename) for p in ports])
                    for e in registry.sources(dataset)]
         with registry.overridden(*entries):
-            yield hosts
-    finally:
-        for s in socks:
-            s.close()
+            yield [f"127.0.0.1:{p}" for p in ports]
 
 
 def _install_block(dataset, entries, downloads_line):

@@ -1,6 +1,5 @@
 """Download, verification, cache repair and offline use, against a 127.0.0.1 server."""
 
-import contextlib
 import dataclasses
 import errno
 import gc
@@ -13,7 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from _loopback import mnist_files, serve_dataset, sha256, with_urls
+from _loopback import loopback_url, mnist_files, refusing_ports, serve_dataset, sha256, with_urls
 
 from batchup import config
 from batchup.datasets import _download, _h5, dataset, mnist, registry
@@ -113,19 +112,6 @@ def test_dataset_failure_message_names_dataset(home, server):
 MAX_LINE = 120
 
 
-@contextlib.contextmanager
-def refusing_hosts(n):
-    """``n`` 127.0.0.1 ports that refuse connections (bound, not listening, held by us)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        yield [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _acquire_lines(capsys, urls, data=b"x"):
     """Acquire one MNIST file from ``urls``; return (error, printed lines)."""
     entry = registry.SourceFile("mnist", LABELS, tuple(urls), sha256(data))
@@ -140,8 +126,9 @@ def _header():
 
 
 def test_refused_connections_print_one_short_line_per_attempt(short_home, no_waits, capsys):
-    with refusing_hosts(2) as hosts:
-        err, lines = _acquire_lines(capsys, [f"http://{h}/mnist/{LABELS}" for h in hosts])
+    with refusing_ports(2) as ports:
+        hosts = [f"127.0.0.1:{p}" for p in ports]
+        err, lines = _acquire_lines(capsys, [loopback_url(p, f"mnist/{LABELS}") for p in ports])
     assert lines == [_header()] + [f"  {h} failed: connection refused (attempt {i} of 3)"
                                    for h in hosts for i in (1, 2, 3)]
     assert err.summary == f"could not download {LABELS} (6 attempts at 2 hosts failed)"
@@ -152,13 +139,15 @@ def test_failed_name_lookup_is_named_with_the_host(short_home, no_waits, capsys,
     real = socket.getaddrinfo
 
     def lookup(host, *args, **kwargs):  # no query leaves the machine
-        if str(host).endswith(".invalid"):
+        if str(host) == "127.0.0.1":
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
-    hosts = ["mirror-one.invalid", "mirror-two.invalid"]
-    err, lines = _acquire_lines(capsys, [f"https://{h}/data/{LABELS}" for h in hosts])
+    ports = [1, 2]  # never reached: the (patched) look-up of the host fails first
+    hosts = [f"127.0.0.1:{p}" for p in ports]
+    err, lines = _acquire_lines(capsys, [loopback_url(p, f"data/{LABELS}", "https")
+                                         for p in ports])
     assert lines == [_header()] + [f"  {h} failed: name resolution failed (attempt {i} of 3)"
                                    for h in hosts for i in (1, 2, 3)]
     assert [reason for _, reason in err.failures] == ["name resolution failed"] * 6
@@ -170,8 +159,9 @@ def test_silent_server_times_out_with_one_line_per_attempt(short_home, no_waits,
     with socket.socket() as silent:  # accepts connections (backlog) but never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        host = f"127.0.0.1:{silent.getsockname()[1]}"
-        _, lines = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+        port = silent.getsockname()[1]
+        host = f"127.0.0.1:{port}"
+        _, lines = _acquire_lines(capsys, [loopback_url(port, LABELS)])
     assert lines == [_header()] + [f"  {host} failed: timed out (attempt {i} of 3)"
                                    for i in (1, 2, 3)]
 
@@ -203,10 +193,10 @@ def test_full_errors_are_kept_and_printed_with_batchup_debug(short_home, no_wait
                                                              monkeypatch):
     import requests
 
-    with refusing_hosts(1) as (host,):
-        _, quiet = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+    with refusing_ports(1) as (port,):
+        _, quiet = _acquire_lines(capsys, [loopback_url(port, LABELS)])
         monkeypatch.setenv("BATCHUP_DEBUG", "1")
-        err, loud = _acquire_lines(capsys, [f"http://{host}/{LABELS}"])
+        err, loud = _acquire_lines(capsys, [loopback_url(port, LABELS)])
     assert not any("HTTPConnectionPool" in line for line in quiet)
     assert loud[1::2] == quiet[1:]  # the same short lines, each followed by its full error
     assert len(loud) == 7
