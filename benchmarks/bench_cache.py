@@ -214,19 +214,10 @@ def _in_memory(n: int, folder: str) -> tuple[np.ndarray, np.ndarray]:
 
 def w10_floor(n: int, folder: str) -> Callable[[], int]:
     """Floor: in-memory copy of the cache, one permutation per epoch, ``X[idx], y[idx]``."""
+    from benchmarks.bench_core import gather_floor
+
     X, y = _in_memory(n, folder)
-    rng = np.random.default_rng(SEED)
-
-    def run() -> int:
-        perm = rng.permutation(n)
-        samples = 0
-        for start in range(0, n, W10_BATCH):
-            idx = perm[start : start + W10_BATCH]
-            _, yb = X[idx], y[idx]
-            samples += len(yb)
-        return samples
-
-    return run
+    return gather_floor(X, y, W10_BATCH)
 
 
 def w10_epoch(n: int, kind: str, folder: str, chunked: bool = False) -> Callable[[], int]:

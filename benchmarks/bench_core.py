@@ -103,16 +103,24 @@ def _quiet_absl() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def w1_floor(n: int) -> Callable[[], int]:
-    """Plain NumPy: one permutation, then ``X[idx], y[idx]`` per batch."""
-    X, y = w1_data(n)
+@functools.lru_cache(maxsize=1)
+def w1s_data(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """W1s: small rows, X float32 (n, 64) and y int32 (n,), fixed seed."""
+    rng = np.random.default_rng(0)
+    return rng.random((n, 64), dtype=np.float32), np.arange(n, dtype=np.int32)
+
+
+def gather_floor(X: np.ndarray, y: np.ndarray, batch: int) -> Callable[[], int]:
+    """The floor of a shuffled epoch in memory: one permutation, then ``X[idx], y[idx]``
+    per batch (also W10's, over its cache copied into memory)."""
+    n = len(X)
     rng = np.random.default_rng(SEED)
 
     def run() -> int:
         perm = rng.permutation(n)
         items = 0
-        for start in range(0, n, W1_BATCH):
-            idx = perm[start : start + W1_BATCH]
+        for start in range(0, n, batch):
+            idx = perm[start : start + batch]
             _xb, yb = X[idx], y[idx]
             items += len(yb)
         return items
@@ -120,23 +128,30 @@ def w1_floor(n: int) -> Callable[[], int]:
     return run
 
 
-def w1_batchup(n: int, shuffle_kind: str, threads: int | None = None) -> Callable[[], int]:
+def w1_floor(n: int, batch: int = W1_BATCH, small: bool = False) -> Callable[[], int]:
+    """Plain NumPy: one permutation, then ``X[idx], y[idx]`` per batch (W1s: ``small``)."""
+    X, y = w1s_data(n) if small else w1_data(n)
+    return gather_floor(X, y, batch)
+
+
+def w1_batchup(n: int, shuffle_kind: str, threads: int | None = None, batch: int = W1_BATCH,
+               small: bool = False) -> Callable[[], int]:
     """``ArrayDataSource([X, y]).batch_iterator(128, shuffle=rng)``, one epoch per run.
 
     ``threads`` is passed on when given (batchup 0.2.3 has no such argument); by
     default batchup picks (two prefetch threads for these 1.5 MB batches with an int
-    seed, none with a stream).
+    seed, none with a stream). ``small``: W1s's data.
     """
     from batchup import data_source
 
-    X, y = w1_data(n)
+    X, y = w1s_data(n) if small else w1_data(n)
     ds = data_source.ArrayDataSource([X, y])
     rng = _make_rng(shuffle_kind, SEED)
     extra = {} if threads is None else {"threads": threads}
 
     def run() -> int:
         items = 0
-        for _xb, yb in ds.batch_iterator(batch_size=W1_BATCH, shuffle=rng, **extra):
+        for _xb, yb in ds.batch_iterator(batch_size=batch, shuffle=rng, **extra):
             items += len(yb)
         return items
 
@@ -703,52 +718,18 @@ def w8(ctx: Context) -> Table:
     return table
 
 
-def w1s_floor(n: int) -> Callable[[], int]:
-    """Small batches, plain NumPy: one permutation, then ``X[idx], y[idx]`` per batch of 32."""
-    rng = np.random.default_rng(SEED)
-    X = rng.random((n, 64), dtype=np.float32)
-    y = np.arange(n, dtype=np.int32)
-
-    def run() -> int:
-        perm = rng.permutation(n)
-        items = 0
-        for start in range(0, n, 32):
-            idx = perm[start : start + 32]
-            _xb, yb = X[idx], y[idx]
-            items += len(yb)
-        return items
-
-    return run
-
-
-def w1s_batchup(n: int, threads: int | None) -> Callable[[], int]:
-    """Small batches through ``batch_iterator(32, shuffle=seed)``."""
-    from batchup import data_source
-
-    rng = np.random.default_rng(SEED)
-    X = rng.random((n, 64), dtype=np.float32)
-    ds = data_source.ArrayDataSource([X, np.arange(n, dtype=np.int32)])
-    extra = {} if threads is None else {"threads": threads}
-
-    def run() -> int:
-        items = 0
-        for _xb, yb in ds.batch_iterator(batch_size=32, shuffle=SEED, **extra):
-            items += len(yb)
-        return items
-
-    return run
-
-
 def w1s(ctx: Context) -> Table:
     """W1s table: small batches (32 × 64 float32), where per-batch overhead shows."""
     n = ctx.size(100_000, 10_000)
-    default = Impl("batchup default (no threads for 8 KB batches)", w1s_batchup,
-                   dict(n=n, threads=None))
+    small = dict(n=n, batch=32, small=True)
+    default = Impl("batchup default (no threads for 8 KB batches)", w1_batchup,
+                   dict(shuffle_kind="int", **small))
     table, ratios = compare(
         ctx, f"W1s — small batches, X float32 ({n:,}, 64) + y int32, batch 32, shuffled",
         "samples/s",
-        [Impl("floor: permutation + X[idx], y[idx]", w1s_floor, dict(n=n), floor=True),
-         default, Impl("batchup threads=0", w1s_batchup, dict(n=n, threads=0))],
+        [Impl("floor: permutation + X[idx], y[idx]", w1_floor, small, floor=True),
+         default, Impl("batchup threads=0", w1_batchup, dict(shuffle_kind="int", threads=0,
+                                                               **small))],
         repeats=9, min_time=0.1 if ctx.quick else 0.5)
     table.notes.append("Per batch, batchup plans, records its position and builds a tuple: "
                        "about a microsecond that a plain loop does not spend, visible at "

@@ -3,6 +3,7 @@ within windows of chunks; resumable, shardable, the same on every storage kind."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -221,26 +222,30 @@ def test_serial_threads_and_processes_give_the_same_batches():
 # ------------------------------------------------------------------------------ on storage
 
 
-def _storage(kind, tmp_path, X):
+def _storage(kind, tmp_path, X, chunk=8):
     if kind == "memmap":
         np.save(tmp_path / "x.npy", X)
         return np.load(tmp_path / "x.npy", mmap_mode="r"), None
     if kind == "tables":
         tables = pytest.importorskip("tables")
         f = tables.open_file(str(tmp_path / "x.h5"), "w")
-        return f.create_carray(f.root, "x", obj=X, chunkshape=(8, X.shape[1])), f
+        node = f.create_carray(f.root, "x", obj=X, chunkshape=(chunk, X.shape[1]))
+        f.flush()  # process workers reopen the file
+        return node, f
     if kind == "h5py":
         h5py = pytest.importorskip("h5py")
         f = h5py.File(tmp_path / "x.h5", "w")
-        return f.create_dataset("x", data=X, chunks=(8, X.shape[1])), f
+        dset = f.create_dataset("x", data=X, chunks=(chunk, X.shape[1]))
+        f.flush()  # process workers reopen the file
+        return dset, f
     if kind == "zarr":
         zarr = pytest.importorskip("zarr")
         z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=X.shape, dtype=X.dtype,
-                            chunks=(8, X.shape[1]))
+                            chunks=(chunk, X.shape[1]))
         z[...] = X
         return z, None
     da = pytest.importorskip("dask.array")
-    return da.from_array(X, chunks=(8, X.shape[1])), None
+    return da.from_array(X, chunks=(chunk, X.shape[1])), None
 
 
 @pytest.mark.parametrize("kind", ["memmap", "tables", "h5py", "zarr", "dask"])
@@ -260,7 +265,7 @@ def test_storage_gives_the_in_memory_batches_and_reads_each_chunk_once(tmp_path,
         monkeypatch.setattr(sources, "read_rows", counting)
         shuffle = ChunkShuffle(3, window=4)  # chunk size from the storage (8) or ~1 MB
         want = list(data_source.ArrayDataSource([X, np.arange(203)]).batch_iterator(
-            16, shuffle=dataclass_replace(shuffle, chunk_size=default_chunk_size([stored]))))
+            16, shuffle=dataclasses.replace(shuffle, chunk_size=default_chunk_size([stored]))))
         got = list(data_source.ArrayDataSource([stored, np.arange(203)]).batch_iterator(
             16, shuffle=shuffle, threads=0))
         assert len(got) == len(want)
@@ -276,19 +281,11 @@ def test_storage_gives_the_in_memory_batches_and_reads_each_chunk_once(tmp_path,
             handle.close()
 
 
-def dataclass_replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
-
-
 def test_storage_through_a_process_pool_matches_serial(tmp_path):
-    h5py = pytest.importorskip("h5py")
     X = np.arange(300 * 4, dtype=np.float32).reshape(300, 4)
-    with h5py.File(tmp_path / "x.h5", "w") as f:
-        f.create_dataset("x", data=X, chunks=(10, 4))
-    with h5py.File(tmp_path / "x.h5", "r") as f:
-        ds = data_source.ArrayDataSource([f["x"]])
+    stored, f = _storage("h5py", tmp_path, X, chunk=10)
+    with f:
+        ds = data_source.ArrayDataSource([stored])
         shuffle = ChunkShuffle(8, window=3)
         want = [b[0] for b in ds.batch_iterator(25, shuffle=shuffle, threads=0)]
         with work_pool.WorkerProcessPool(2) as pool:
@@ -343,12 +340,10 @@ def test_state_is_small_json():
 
 
 def test_one_source_iterated_with_different_chunk_sizes(tmp_path):
-    h5py = pytest.importorskip("h5py")
     X = np.arange(1024 * 2, dtype=np.float32).reshape(1024, 2)
-    with h5py.File(tmp_path / "x.h5", "w") as f:
-        f.create_dataset("x", data=X, chunks=(16, 2))
-    with h5py.File(tmp_path / "x.h5", "r") as f:
-        on_disk = data_source.ArrayDataSource([f["x"]])
+    stored, f = _storage("h5py", tmp_path, X, chunk=16)
+    with f:
+        on_disk = data_source.ArrayDataSource([stored])
         in_memory = data_source.ArrayDataSource([X])
         for chunk in (64, 32, 64):
             shuffle = ChunkShuffle(1, chunk_size=chunk, window=16)

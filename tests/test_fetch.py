@@ -417,3 +417,13 @@ def test_a_missing_storage_library_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"x\.h5.* needs h5py, which is not installed: "
                                           r"pip install 'batchup\[storage\]'"):
         fetch.open_reference(ref)
+
+
+def test_read_rows_into_a_buffer_checks_bounds_and_takes_negative_indices():
+    X = np.arange(10) * 10
+    out = np.empty(3, dtype=X.dtype)
+    assert read_rows(X, np.array([-1, 0, 4]), out=out) is out
+    assert out.tolist() == [90, 0, 40]
+    with pytest.raises(IndexError, match="index 10 is out of bounds for a numpy array of "
+                                         "length 10"):
+        read_rows(X, np.array([0, 10, 1]), out=out)

@@ -184,15 +184,7 @@ def read_rows(array: Any, index: Any, out: np.ndarray | None = None) -> np.ndarr
         if isinstance(index, slice):
             return _into(array[index], out) if out is not None else np.array(array[index])
         if out is not None:
-            idx = np.asarray(index)
-            n = len(array)
-            if idx.size:
-                lo, hi = int(idx.min()), int(idx.max())
-                if lo < -n or hi >= n:
-                    bad = lo if lo < -n else hi
-                    raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
-                if lo < 0:
-                    idx = np.where(idx < 0, idx + n, idx)
+            idx = _normalised(index, len(array), kind)
             # mode="clip" (bounds checked above): with the default "raise" NumPy
             # gathers into a temporary buffer and then copies it into ``out``.
             return np.take(array, idx, axis=0, out=out, mode="clip")
