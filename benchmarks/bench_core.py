@@ -618,22 +618,34 @@ _W8_STEP: dict[int, int] = {}
 
 
 def _w8_step_size(n: int) -> int:
-    """Values to sort per step so that the step costs about one W1 gather."""
+    """Values to sort per step so that the step costs about one W1 gather.
+
+    Both sides are measured warm, as medians (a single cold pass once made the
+    step twice as long as a gather), and the sort is timed at the size it will
+    have: sorting is not linear, so a per-value cost from a small probe misleads.
+    """
     if n not in _W8_STEP:
         X, y = w1_data(n)
         perm = np.random.default_rng(1).permutation(n)
         starts = range(0, n - W1_BATCH + 1, W1_BATCH)
-        t = time.perf_counter()
-        for start in starts:  # a whole epoch of different batches, as the loop gathers
-            idx = perm[start : start + W1_BATCH]
-            X[idx], y[idx]
-        gather = (time.perf_counter() - t) / len(starts)
-        probe = np.random.default_rng(2).random(1 << 16, dtype=np.float32)
-        t = time.perf_counter()
-        for _ in range(20):
-            np.sort(probe)
-        per_value = (time.perf_counter() - t) / (20 * probe.size)
-        _W8_STEP[n] = max(1024, int(gather / per_value))
+        passes = []
+        for _ in range(4):  # a whole epoch of different batches, as the loop gathers
+            t = time.perf_counter()
+            for start in starts:
+                idx = perm[start : start + W1_BATCH]
+                X[idx], y[idx]
+            passes.append((time.perf_counter() - t) / len(starts))
+        gather = statistics.median(passes[1:])  # the first pass warms the caches
+        size = 1 << 16
+        for _ in range(3):  # sort time is n log n: refine the size at the size itself
+            probe = np.random.default_rng(2).random(size, dtype=np.float32)
+            times = []
+            for _ in range(7):
+                t = time.perf_counter()
+                np.sort(probe)
+                times.append(time.perf_counter() - t)
+            size = max(1024, int(size * gather / statistics.median(times)))
+        _W8_STEP[n] = size
     return _W8_STEP[n]
 
 
